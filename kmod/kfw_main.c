@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kfw: a packet filter with stable rule ids, counters and a /proc interface.
+ *
+ * Init builds everything the hooks touch before registering them; exit is
+ * the exact reverse: unhook everywhere first, then tear down.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/errno.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/random.h>
+#include <linux/rcupdate.h>
+#include <linux/workqueue.h>
+
+#include "kfw.h"
+
+unsigned int kfw_max_rules = KFW_MAX_RULES_DEFAULT;
+module_param_named(max_rules, kfw_max_rules, uint, 0444);
+MODULE_PARM_DESC(max_rules, "Rule table capacity, 1..65535 (default 4096)");
+
+u64 kfw_instance;
+struct workqueue_struct *kfw_wq;
+
+static int __init kfw_init(void)
+{
+	int err;
+
+	if (kfw_max_rules < 1 || kfw_max_rules > KFW_RULE_ID_MAX) {
+		pr_err("max_rules=%u: must be 1..%u\n", kfw_max_rules,
+		       KFW_RULE_ID_MAX);
+		return -EINVAL;
+	}
+	/* docs/ABI.md: a random, non-zero id per load. */
+	do {
+		kfw_instance = get_random_u64();
+	} while (!kfw_instance);
+
+	kfw_wq = alloc_workqueue("kfw", 0, 0);
+	if (!kfw_wq)
+		return -ENOMEM;
+	err = kfw_stats_init();
+	if (err)
+		goto err_wq;
+	err = kfw_hooks_init();
+	if (err)
+		goto err_stats;
+	err = kfw_table_init();
+	if (err)
+		goto err_hooks;
+	err = kfw_proc_init();
+	if (err)
+		goto err_table;
+	err = kfw_hooks_register();
+	if (err)
+		goto err_proc;
+
+	pr_info("version %s loaded, instance %016llx, max_rules %u\n",
+		KFW_VERSION, kfw_instance, kfw_max_rules);
+	return 0;
+
+err_proc:
+	kfw_proc_exit();
+err_table:
+	kfw_table_exit();
+	rcu_barrier();
+err_hooks:
+	kfw_hooks_exit();
+err_stats:
+	kfw_stats_exit();
+err_wq:
+	destroy_workqueue(kfw_wq);
+	return err;
+}
+
+static void __exit kfw_exit(void)
+{
+	/* No hook runs anywhere after this (the core synchronizes RCU). */
+	kfw_hooks_unregister();
+	/* No file operation runs and every open file is released. */
+	kfw_proc_exit();
+	kfw_table_exit();
+	/* Tables replaced earlier wait in RCU, then in the workqueue. */
+	rcu_barrier();
+	kfw_hooks_exit();
+	kfw_stats_exit();
+	destroy_workqueue(kfw_wq);
+	pr_info("unloaded, instance %016llx\n", kfw_instance);
+}
+
+module_init(kfw_init);
+module_exit(kfw_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("kfw developers");
+MODULE_DESCRIPTION("kfw: packet filter with stable rule ids and counters");
+MODULE_VERSION(KFW_VERSION);
