@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
@@ -67,9 +68,9 @@ type eventKey struct {
 }
 
 type eventSeries struct {
-	count uint64
-	born  uint64 // prune epoch at creation: younger series survive a prune
-	rule  string // the rule label
+	count  uint64
+	born   uint64           // prune epoch at creation: younger series survive a prune
+	labels []*dto.LabelPair // built once, shared by every scrape
 }
 
 // eventConsumer is the netlinkclient.Handler of the events collector. The
@@ -216,18 +217,27 @@ func (c *eventConsumer) ruleKeyLocked(rule uint32) uint32 {
 }
 
 func (c *eventConsumer) newSeriesLocked(key eventKey) *eventSeries {
-	s := &eventSeries{born: c.epoch}
+	var rule string
 	switch key.rule {
 	case abi.RuleIDPolicy:
-		s.rule = "policy"
+		rule = "policy"
 	case ruleOther:
-		s.rule = "other"
+		rule = "other"
 	default:
-		s.rule = strconv.FormatUint(uint64(key.rule), 10)
+		rule = strconv.FormatUint(uint64(key.rule), 10)
 		c.rules[key.rule]++
 	}
+	s := &eventSeries{born: c.epoch, labels: prometheus.MakeLabelPairs(c.seriesDesc(key.typ),
+		[]string{rule, abi.FamilyName(key.family), key.hook.String(), protoClassNames[key.proto]})}
 	c.series[key] = s
 	return s
+}
+
+func (c *eventConsumer) seriesDesc(typ abi.EventType) *prometheus.Desc {
+	if typ == abi.EventHit {
+		return c.hitEvents.desc
+	}
+	return c.dropEvents.desc
 }
 
 // HandleLoss implements netlinkclient.Handler.
@@ -292,10 +302,11 @@ func (c *eventConsumer) setUnsubscribedLocked(err error) {
 	c.isSubscribed, c.familyID, c.lastErr = false, 0, msg
 }
 
+// setStopped records that the source stopped; the caller logs why.
 func (c *eventConsumer) setStopped(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.setUnsubscribedLocked(err)
+	c.isSubscribed, c.familyID, c.lastErr = false, 0, err.Error()
 }
 
 // mark starts a prune: series created from now on survive it, since the
@@ -333,19 +344,14 @@ func (c *eventConsumer) describe(ch chan<- *prometheus.Desc) {
 	c.delay.Describe(ch)
 }
 
-type eventSeriesValue struct {
-	key   eventKey
-	rule  string
-	count uint64
-}
 
 // collect copies the state under the lock and builds the metrics outside
 // it, so that a scrape holds up the consumer as little as possible.
 func (c *eventConsumer) collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	series := make([]eventSeriesValue, 0, len(c.series))
+	series := make([]presetCounter, 0, len(c.series))
 	for k, s := range c.series {
-		series = append(series, eventSeriesValue{k, s.rule, s.count})
+		series = append(series, presetCounter{c.seriesDesc(k.typ), s.labels, float64(s.count)})
 	}
 	received := c.receivedByType
 	lost, overruns, decodeErrs := c.lostTotal, c.overrunsTotal, c.decodeTotal
@@ -361,12 +367,8 @@ func (c *eventConsumer) collect(ch chan<- prometheus.Metric) {
 	if received[0] > 0 {
 		ch <- c.received.metric(float64(received[0]), abi.EventUnspec.String())
 	}
-	for _, s := range series {
-		d := c.dropEvents
-		if s.key.typ == abi.EventHit {
-			d = c.hitEvents
-		}
-		ch <- d.metric(float64(s.count), s.rule, abi.FamilyName(s.key.family), s.key.hook.String(), protoClassNames[s.key.proto])
+	for i := range series {
+		ch <- &series[i]
 	}
 	ch <- c.lost.metric(float64(lost))
 	ch <- c.overruns.metric(float64(overruns))

@@ -3,8 +3,10 @@ package collector
 import (
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 )
@@ -18,6 +20,16 @@ func init() {
 type rulesCollector struct {
 	proc                                 *kfwProc
 	packets, bytes, events, suppressedEv typedDesc
+	// labels of the rows of the last scrape, in table order: a table
+	// that did not change is exported without building labels again.
+	labels atomic.Pointer[[]ruleLabels]
+}
+
+// ruleLabels are the label pairs of one rule, shared by its four series.
+type ruleLabels struct {
+	id     uint32
+	action abi.Action
+	pairs  []*dto.LabelPair
 }
 
 func newRulesCollector(cfg Config, _ *slog.Logger) (Collector, error) {
@@ -48,12 +60,50 @@ func (c *rulesCollector) Update(ch chan<- prometheus.Metric) error {
 	if err := c.proc.checkModule(); err != nil {
 		return err
 	}
-	return c.proc.ruleStats(func(r abi.ProcRuleCounters) error {
-		rule, action := strconv.FormatUint(uint64(r.ID), 10), r.Action.String()
-		ch <- c.packets.metric(float64(r.Packets), rule, action)
-		ch <- c.bytes.metric(float64(r.Bytes), rule, action)
-		ch <- c.events.metric(float64(r.Events), rule, action)
-		ch <- c.suppressedEv.metric(float64(r.Suppressed), rule, action)
+	var prev []ruleLabels
+	if p := c.labels.Load(); p != nil {
+		prev = *p
+	}
+	var (
+		next    []ruleLabels // built from the first row that differs from prev
+		changed bool
+		n       int
+	)
+	err := c.proc.ruleStats(func(r abi.ProcRuleCounters) error {
+		var l ruleLabels
+		if !changed && n < len(prev) && prev[n].id == r.ID && prev[n].action == r.Action {
+			l = prev[n]
+		} else {
+			if !changed {
+				changed = true
+				next = append(make([]ruleLabels, 0, max(len(prev), n+1)), prev[:n]...)
+			}
+			l = ruleLabels{r.ID, r.Action, prometheus.MakeLabelPairs(c.packets.desc,
+				[]string{strconv.FormatUint(uint64(r.ID), 10), r.Action.String()})}
+		}
+		if changed {
+			next = append(next, l)
+		}
+		n++
+		m := &[4]presetCounter{
+			{c.packets.desc, l.pairs, float64(r.Packets)},
+			{c.bytes.desc, l.pairs, float64(r.Bytes)},
+			{c.events.desc, l.pairs, float64(r.Events)},
+			{c.suppressedEv.desc, l.pairs, float64(r.Suppressed)},
+		}
+		for i := range m {
+			ch <- &m[i]
+		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if !changed && n < len(prev) {
+		next, changed = prev[:n:n], true
+	}
+	if changed {
+		c.labels.Store(&next)
+	}
+	return nil
 }
