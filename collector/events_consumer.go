@@ -344,7 +344,6 @@ func (c *eventConsumer) describe(ch chan<- *prometheus.Desc) {
 	c.delay.Describe(ch)
 }
 
-
 // collect copies the state under the lock and builds the metrics outside
 // it, so that a scrape holds up the consumer as little as possible.
 func (c *eventConsumer) collect(ch chan<- prometheus.Metric) {
