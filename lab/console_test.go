@@ -1,0 +1,112 @@
+package lab
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestConsoleLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	var live bytes.Buffer
+	c, err := newConsoleLog(path, &live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var input strings.Builder
+	for i := 0; i < tailLineCount+5; i++ {
+		fmt.Fprintf(&input, "[ %d.0] line %d\r\n", i, i)
+	}
+	input.WriteString("kfwlab: payload start, uptime 3.2 s\r\nunfinished")
+	// Chunks that split lines, as serial reads do.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		data := input.String()
+		for len(data) > 0 {
+			n := min(7, len(data))
+			w.WriteString(data[:n])
+			data = data[n:]
+		}
+		w.Close()
+	}()
+	if _, ok := c.payloadStart(); ok {
+		t.Error("payloadStart before the mark")
+	}
+	c.copyFrom(r)
+	c.close()
+
+	if got, _ := os.ReadFile(path); string(got) != input.String() {
+		t.Errorf("console.log differs from the input")
+	}
+	if live.String() != input.String() {
+		t.Errorf("the live writer got %q", live.String())
+	}
+	lines := c.tailLines()
+	if len(lines) != tailLineCount+1 || lines[len(lines)-1] != "unfinished" ||
+		lines[len(lines)-2] != "kfwlab: payload start, uptime 3.2 s" ||
+		lines[0] != "[ 6.0] line 6" { // 36 complete lines, the last 30 kept
+		t.Errorf("tailLines() = %q", lines)
+	}
+	if _, ok := c.payloadStart(); !ok {
+		t.Error("payloadStart not recorded")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestTailStreamsAGrowingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stdout")
+	var got syncBuffer
+	tl := startTail(path, &got) // the file does not exist yet
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("first\n")
+	for deadline := time.Now().Add(10 * time.Second); got.String() != "first\n"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tail did not stream the first line; got %q", got.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.WriteString("second\n")
+	tl.stop() // copies what is left
+	if want := "first\nsecond\n"; got.String() != want {
+		t.Errorf("streamed %q, want %q", got.String(), want)
+	}
+}
+
+func TestLastLines(t *testing.T) {
+	if got, want := lastLines("a\nb\nc\n", 2), []string{"b", "c"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("lastLines = %q, want %q", got, want)
+	}
+	if got, want := lastLines("a", 5), []string{"a"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("lastLines = %q, want %q", got, want)
+	}
+}
