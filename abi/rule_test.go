@@ -102,78 +102,94 @@ func TestParseRuleFields(t *testing.T) {
 	}
 }
 
-// Every validation of docs/ABI.md, with the message the kernel gives.
+// Every validation of docs/ABI.md, with the message the kernel gives
+// (kmod/kfw_parse.c, kmod/kfw_rule.c) for the same input.
 func TestParseRuleErrors(t *testing.T) {
 	tests := []struct {
 		in, want string
 	}{
 		// Unknown key, repeated key, missing '=', empty value.
-		{"id=1 action=drop colour=red", "colour: unknown key"},
+		{"id=1 action=drop colour=red", "key: unknown key 'colour'"},
+		{"id=1 action=drop colour", "key: expected KEY=VALUE 'colour'"},
+		{"id=1 action=drop =5", "key: unknown key"}, // the kernel log quotes the empty word: ''
+
 		{"id=1 action=drop id=2", "id: repeated key"},
 		{"id=1 action=drop dport", "dport: missing '='"},
-		{"id=1 action=drop =5", "=5: empty key"},
 		{"id=1 action=drop dport=", "dport: empty value"},
+		{"id=1 dport= dport=", "dport: empty value"},
+		// A syntax error anywhere comes before any validation.
+		{"id=0 action=drop colour=red", "key: unknown key 'colour'"},
+		{"src=10.0.0.0/33 colour=red", "key: unknown key 'colour'"},
 		// id and action required; id range and syntax.
 		{"action=drop", "id: missing"},
 		{"id=1", "action: missing"},
-		{"id=0 action=drop", "id: out of range 1..65535"},
-		{"id=65536 action=drop", "id: out of range 1..65535"},
-		{"id=99999999999999999999999 action=drop", "id: out of range 1..65535"},
-		{"id=+1 action=drop", "id: not a number"},
-		{"id=0x10 action=drop", "id: not a number"},
-		{"id=-1 action=drop", "id: not a number"},
+		{"id=0", "id: must be 1..65535"},
+		{"id=0 action=drop", "id: must be 1..65535"},
+		{"id=65536 action=drop", "id: must be 1..65535"},
+		{"id=99999999999999999999999 action=drop", "id: must be 1..65535"},
+		{"id=+1 action=drop", "id: not a decimal number"},
+		{"id=0x10 action=drop", "id: not a decimal number"},
+		{"id=-1 action=drop", "id: not a decimal number"},
 		{"id=1 action=reject", "action: must be accept or drop"},
 		{"id=1 action=drop family=inet", "family: must be ipv4, ipv6 or any"},
-		{"id=1 action=drop proto=sctp", "proto: must be tcp, udp, icmp, icmpv6 or a number"},
-		{"id=1 action=drop proto=256", "proto: out of range 0..255"},
+		{"id=1 action=drop proto=sctp", "proto: must be tcp, udp, icmp, icmpv6 or 0..255"},
+		{"id=1 action=drop proto=256", "proto: must be 0..255"},
+		{"id=1 action=drop proto=-1", "proto: must be tcp, udp, icmp, icmpv6 or 0..255"},
 		{"id=1 action=drop log=2", "log: must be 0 or 1"},
 		{"id=1 action=drop log=yes", "log: must be 0 or 1"},
-		{"id=1 action=drop rate=1000001", "rate: out of range 0..1000000"},
-		{"id=1 action=drop rate=1 burst=0", "burst: out of range 1..1000000"},
-		{"id=1 action=drop rate=1 burst=1000001", "burst: out of range 1..1000000"},
+		{"id=1 action=drop rate=1000001", "rate: must be 0..1000000 events/s"},
+		{"id=1 action=drop rate=1 burst=0", "burst: must be 1..1000000"},
+		{"id=1 action=drop rate=1 burst=1000001", "burst: must be 1..1000000"},
 		// Hooks: names, no repeats, no empty items.
-		{"id=1 action=drop hooks=prerouting", "hooks: must be a list of input, forward, output"},
-		{"id=1 action=drop hooks=input,,output", "hooks: must be a list of input, forward, output"},
-		{"id=1 action=drop hooks=input,input", "hooks: repeated hook"},
+		{"id=1 action=drop hooks=prerouting", "hooks: must list input, forward, output"},
+		{"id=1 action=drop hooks=input,,output", "hooks: must list input, forward, output"},
+		{"id=1 action=drop hooks=input,forward,output,", "hooks: must list input, forward, output"},
+		{"id=1 action=drop hooks=input,input", "hooks: hook named twice"},
 		// Address families.
 		{"id=1 action=drop family=ipv4 src=2001:db8::/32", "src: address family differs from family"},
 		{"id=1 action=drop family=ipv6 dst=10.0.0.0/8", "dst: address family differs from family"},
 		{"id=1 action=drop src=10.0.0.0/8 dst=2001:db8::/32", "dst: address family differs from src"},
-		{"id=1 action=drop proto=icmp family=ipv6", "proto: icmp needs ipv4"},
-		{"id=1 action=drop proto=icmp src=2001:db8::1", "proto: icmp needs ipv4"},
-		{"id=1 action=drop proto=1 dst=::1", "proto: icmp needs ipv4"},
-		{"id=1 action=drop proto=icmpv6 family=ipv4", "proto: icmpv6 needs ipv6"},
-		{"id=1 action=drop proto=icmpv6 dst=192.0.2.1", "proto: icmpv6 needs ipv6"},
-		// Prefixes.
-		{"id=1 action=drop src=10.0.0.0/33", "src: prefix length beyond address size"},
-		{"id=1 action=drop dst=2001:db8::/129", "dst: prefix length beyond address size"},
-		{"id=1 action=drop src=10.0.0.1/8", "src: host bits set"},
-		{"id=1 action=drop dst=2001:db8::1/32", "dst: host bits set"},
-		{"id=1 action=drop src=10.0.0", "src: invalid address"},
-		{"id=1 action=drop src=10.0.0.0/", "src: invalid address"},
-		{"id=1 action=drop src=10.0.0.0/x", "src: invalid address"},
-		{"id=1 action=drop src=host.example", "src: invalid address"},
-		{"id=1 action=drop src=fe80::1%eth0", "src: invalid address"},
-		{"id=1 action=drop src=010.0.0.1", "src: invalid address"},
+		{"id=1 action=drop proto=icmp family=ipv6", "proto: icmp needs IPv4 (use icmpv6)"},
+		{"id=1 action=drop proto=icmp src=2001:db8::1", "proto: icmp needs IPv4 (use icmpv6)"},
+		{"id=1 action=drop proto=1 dst=::1", "proto: icmp needs IPv4 (use icmpv6)"},
+		{"id=1 action=drop proto=icmpv6 family=ipv4", "proto: icmpv6 needs IPv6 (use icmp)"},
+		{"id=1 action=drop proto=icmpv6 dst=192.0.2.1", "proto: icmpv6 needs IPv6 (use icmp)"},
+		// Prefixes: syntax at parse time, length and host bits at validation.
+		{"id=1 action=drop src=10.0.0.0/33", "src: prefix length beyond the address size"},
+		{"id=1 action=drop src=10.0.0.0/256", "src: prefix length beyond the address size"},
+		{"id=1 action=drop dst=2001:db8::/129", "dst: prefix length beyond the address size"},
+		{"id=1 action=drop src=10.0.0.1/8", "src: host bits set beyond the prefix length"},
+		{"id=1 action=drop dst=2001:db8::1/32", "dst: host bits set beyond the prefix length"},
+		{"id=1 action=drop src=10.0.0", "src: unparsable address"},
+		{"id=1 action=drop src=/8", "src: unparsable address"},
+		{"id=1 action=drop src=10.0.0.0/", "src: prefix length must be a decimal number"},
+		{"id=1 action=drop src=10.0.0.0/x", "src: prefix length must be a decimal number"},
+		{"id=1 action=drop src=10.0.0.0/+8", "src: prefix length must be a decimal number"},
+		{"id=1 action=drop src=host.example", "src: unparsable address"},
+		{"id=1 action=drop src=fe80::1%eth0", "src: unparsable address"},
+		{"id=1 action=drop src=010.0.0.1", "src: unparsable address"},
+		{"id=1 action=drop src=::ffff:1.2.3.04", "src: unparsable address"},
 		// Ports.
 		{"id=1 action=drop dport=22", "dport: port range needs proto tcp or udp"},
 		{"id=1 action=drop proto=icmp sport=1", "sport: port range needs proto tcp or udp"},
 		{"id=1 action=drop proto=132 dport=1", "dport: port range needs proto tcp or udp"},
-		{"id=1 action=drop proto=tcp dport=2-1", "dport: range start above end"},
-		{"id=1 action=drop proto=tcp dport=65536", "dport: out of range 0..65535"},
-		{"id=1 action=drop proto=tcp sport=1-", "sport: not a number"},
-		{"id=1 action=drop proto=tcp sport=-1", "sport: not a number"},
-		{"id=1 action=drop proto=tcp sport=1-2-3", "sport: not a number"},
+		{"id=1 action=drop proto=tcp dport=2-1", "dport: range start above range end"},
+		{"id=1 action=drop proto=tcp dport=65536", "dport: must be N or N-M with ports 0..65535"},
+		{"id=1 action=drop proto=tcp sport=1-", "sport: must be N or N-M with ports 0..65535"},
+		{"id=1 action=drop proto=tcp sport=-1", "sport: must be N or N-M with ports 0..65535"},
+		{"id=1 action=drop proto=tcp sport=1-2-3", "sport: must be N or N-M with ports 0..65535"},
+		{"id=1 action=drop proto=tcp sport=000000000022", "sport: must be N or N-M with ports 0..65535"},
 		// Interfaces.
-		{"id=1 action=drop iif=0123456789abcdef", "iif: invalid interface name"},
-		{"id=1 action=drop oif=a/b", "oif: invalid interface name"},
-		{"id=1 action=drop iif=.", "iif: invalid interface name"},
-		{"id=1 action=drop oif=..", "oif: invalid interface name"},
+		{"id=1 action=drop iif=0123456789abcdef", "iif: name longer than 15 bytes"},
+		{"id=1 action=drop oif=a/b", "oif: invalid character in name"},
+		{"id=1 action=drop iif=.", "iif: name must not be . or .."},
+		{"id=1 action=drop oif=..", "oif: name must not be . or .."},
 		{"id=1 action=drop iif=eth0 hooks=output", "iif: never matches at hook output"},
 		{"id=1 action=drop oif=eth0 hooks=input", "oif: never matches at hook input"},
 		// burst needs rate.
 		{"id=1 action=drop burst=5", "burst: needs rate"},
 		{"id=1 action=drop rate=0 burst=5", "burst: needs rate"},
+		{"id=1 action=drop burst=0", "burst: needs rate"},
 	}
 	for _, tt := range tests {
 		_, err := ParseRule(strings.Fields(tt.in))
@@ -213,6 +229,7 @@ func TestParseRuleLimits(t *testing.T) {
 	}
 }
 
+// Validate gives the netlink path's messages for rules built in Go.
 func TestRuleValidate(t *testing.T) {
 	ok := Rule{ID: 1, Action: ActionDrop, Hooks: HookMaskAll}
 	if err := ok.Validate(); err != nil {
@@ -223,17 +240,21 @@ func TestRuleValidate(t *testing.T) {
 		edit func(*Rule)
 		want string
 	}{
-		{"zero id", func(r *Rule) { r.ID = 0 }, "id: out of range 1..65535"},
-		{"no action", func(r *Rule) { r.Action = ActionUnspec }, "action: must be accept or drop"},
+		{"zero id", func(r *Rule) { r.ID = 0 }, "id: must be 1..65535"},
+		{"no action", func(r *Rule) { r.Action = ActionUnspec }, "action: missing"},
+		{"unknown action", func(r *Rule) { r.Action = 3 }, "action: must be accept or drop"},
 		{"bad family", func(r *Rule) { r.Family = 7 }, "family: must be ipv4, ipv6 or any"},
-		{"no hooks", func(r *Rule) { r.Hooks = 0 }, "hooks: must be a list of input, forward, output"},
-		{"unknown hook bit", func(r *Rule) { r.Hooks = 8 }, "hooks: must be a list of input, forward, output"},
-		{"host bits", func(r *Rule) { r.Src = netip.PrefixFrom(netip.MustParseAddr("10.0.0.1"), 8) }, "src: host bits set"},
-		{"reversed range", func(r *Rule) { r.ProtoSet, r.Proto, r.Dport = true, 6, PortRange{Min: 9, Max: 8, Set: true} }, "dport: range start above end"},
-		{"rate without burst", func(r *Rule) { r.Rate = 5 }, "burst: out of range 1..1000000"},
-		{"rate too high", func(r *Rule) { r.Rate, r.Burst = RuleRateMax+1, 1 }, "rate: out of range 0..1000000"},
-		{"burst too high", func(r *Rule) { r.Rate, r.Burst = 1, RuleRateMax+1 }, "burst: out of range 1..1000000"},
-		{"empty-looking name", func(r *Rule) { r.Iif = "a b" }, "iif: invalid interface name"},
+		{"no hooks", func(r *Rule) { r.Hooks = 0 }, "hooks: must name input, forward or output"},
+		{"unknown hook bit", func(r *Rule) { r.Hooks = 8 }, "hooks: must name input, forward or output"},
+		{"host bits", func(r *Rule) { r.Src = netip.PrefixFrom(netip.MustParseAddr("10.0.0.1"), 8) }, "src: host bits set beyond the prefix length"},
+		{"reversed range", func(r *Rule) { r.ProtoSet, r.Proto, r.Dport = true, 6, PortRange{Min: 9, Max: 8, Set: true} }, "dport: range start above range end"},
+		{"rate without burst", func(r *Rule) { r.Rate = 5 }, "burst: must be 1..1000000"},
+		{"burst without rate", func(r *Rule) { r.Burst = 5 }, "burst: needs rate"},
+		{"rate too high", func(r *Rule) { r.Rate, r.Burst = RuleRateMax+1, 1 }, "rate: must be 0..1000000 events/s"},
+		{"burst too high", func(r *Rule) { r.Rate, r.Burst = 1, RuleRateMax+1 }, "burst: must be 1..1000000"},
+		{"blank in a name", func(r *Rule) { r.Iif = "a b" }, "iif: invalid character in name"},
+		{"long name", func(r *Rule) { r.Oif = "0123456789abcdef" }, "oif: name longer than 15 bytes"},
+		{"non-ASCII name", func(r *Rule) { r.Oif = "caf\xc3\xa9" }, "oif: invalid character in name"},
 	}
 	for _, tt := range tests {
 		r := ok
@@ -295,28 +316,37 @@ func TestParseCommandsErrors(t *testing.T) {
 	tests := []struct {
 		in, want string
 	}{
-		{"flush\nreset\n", "line 2: reset: unknown command"},
-		{"flush all", "line 1: flush: takes no arguments"},
+		{"flush\nreset\n", "line 2: command: unknown command 'reset'"},
+		{"flush all", "line 1: command: flush takes no arguments 'all'"},
 		{"del", "line 1: id: missing"},
 		{"del id=1 id=2", "line 1: id: repeated key"},
-		{"del id=1 action=drop", "line 1: action: unknown key"},
-		{"del id=0", "line 1: id: out of range 1..65535"},
-		{"del 10", "line 1: 10: missing '='"},
+		{"del id=1 action=drop", "line 1: key: unknown key 'action'"},
+		{"del id=0", "line 1: id: must be 1..65535"},
+		{"del id=x", "line 1: id: not a decimal number"},
+		{"del 10", "line 1: key: expected KEY=VALUE '10'"},
+		{"del id", "line 1: id: missing '='"},
 		{"policy hook=input", "line 1: action: missing"},
 		{"policy action=drop", "line 1: hook: missing"},
 		{"policy hook=prerouting action=drop", "line 1: hook: must be input, forward or output"},
+		{"policy hook= action=drop", "line 1: hook: must be input, forward or output"},
+		{"policy hook action=drop", "line 1: hook: missing '='"},
 		{"policy hook=input action=reject", "line 1: action: must be accept or drop"},
+		{"policy hook=input action", "line 1: action: missing '='"},
 		{"policy hook=input hook=output action=drop", "line 1: hook: repeated key"},
+		{"policy hook=input hook action=drop", "line 1: hook: repeated key"},
 		{"policy hook=input action=drop action=accept", "line 1: action: repeated key"},
-		{"policy hook=input action=drop id=1", "line 1: id: unknown key"},
+		{"policy hook=input action=drop id=1", "line 1: key: unknown key 'id'"},
+		{"policy hook=input action=drop x", "line 1: key: expected KEY=VALUE 'x'"},
 		{"\n\nadd id=1 action=drop dport=22\n", "line 3: dport: port range needs proto tcp or udp"},
 		// Only printable ASCII, space and tab; even in comments.
-		{"flush\r\n", "line 1: invalid byte (only printable ASCII, space and tab)"},
-		{"# caf\xc3\xa9\n", "line 1: invalid byte (only printable ASCII, space and tab)"},
-		{"flush\x00", "line 1: invalid byte (only printable ASCII, space and tab)"},
-		{"flush\n\x7f", "line 2: invalid byte (only printable ASCII, space and tab)"},
+		{"flush\r\n", "line 1: line: byte other than printable ASCII, space or tab"},
+		{"# caf\xc3\xa9\n", "line 1: line: byte other than printable ASCII, space or tab"},
+		{"flush\x00", "line 1: line: byte other than printable ASCII, space or tab"},
+		{"flush\n\x7f", "line 2: line: byte other than printable ASCII, space or tab"},
 		// At most 255 bytes a line, the newline not counted.
-		{"# " + strings.Repeat("x", 254) + "\n", "line 1: line longer than 255 bytes"},
+		{"# " + strings.Repeat("x", 254) + "\n", "line 1: line: longer than 255 bytes"},
+		// The kernel logs at most 32 bytes of the word.
+		{"add id=1 action=drop " + strings.Repeat("k", 40) + "=1", "line 1: key: unknown key '" + strings.Repeat("k", 32) + "'"},
 	}
 	for _, tt := range tests {
 		_, err := ParseCommands(tt.in)
@@ -373,8 +403,8 @@ func TestRuleTableApply(t *testing.T) {
 	// Failures name the line and change nothing.
 	before := tbl.String()
 	for _, tt := range []struct{ text, want string }{
-		{"flush\nadd id=1 action=drop\nadd id=1 action=accept", "line 3: id: rule exists"},
-		{"add id=20 action=drop", "line 1: id: rule exists"},
+		{"flush\nadd id=1 action=drop\nadd id=1 action=accept", "line 3: id: rule already exists"},
+		{"add id=20 action=drop", "line 1: id: rule already exists"},
 		{"del id=99", "line 1: id: no such rule"},
 		{"flush\ndel id=10", "line 2: id: no such rule"},
 	} {
@@ -397,6 +427,24 @@ func TestRuleTableApply(t *testing.T) {
 	}
 	if err := small.Apply(mustParse("add id=1 action=drop\nadd id=2 action=drop\nadd id=3 action=drop\ndel id=2")); err != nil {
 		t.Errorf("transaction ending within MaxRules: %v", err)
+	}
+
+	// ApplyText fails where the kernel does: at the first line that fails
+	// once applied, before later lines are even parsed.
+	text := "add id=1 action=drop\nadd id=1 action=drop\nbogus\n"
+	if _, err := ParseCommands(text); err == nil || err.Error() != "line 3: command: unknown command 'bogus'" {
+		t.Errorf("ParseCommands: %v", err)
+	}
+	if err := NewRuleTable().ApplyText(text); err == nil || err.Error() != "line 2: id: rule already exists" {
+		t.Errorf("ApplyText: %v", err)
+	}
+	if err := small.ApplyText("flush\nadd id=1 action=drop\nadd id=2 action=drop\nadd id=3 action=drop"); err == nil ||
+		err.Error() != "rules: more than max_rules rules" {
+		t.Errorf("ApplyText beyond MaxRules: %v", err)
+	}
+	applied := NewRuleTable()
+	if err := applied.ApplyText(want); err != nil || applied.String() != want {
+		t.Errorf("ApplyText of a saved table: %v\n%s", err, applied)
 	}
 
 	// Flush keeps policies.

@@ -146,8 +146,10 @@ func (m *fakeModule) command(req netlink.Message, gm genetlink.Message) ([]netli
 	if err := m.table.Apply(cmds); err != nil {
 		errno := unix.EINVAL
 		switch {
-		case strings.HasSuffix(err.Error(), "rule exists"):
+		case strings.HasSuffix(err.Error(), "rule already exists"):
 			errno = unix.EEXIST
+		case strings.HasSuffix(err.Error(), "more than max_rules rules"):
+			errno = unix.ENOSPC
 		case strings.HasSuffix(err.Error(), "no such rule"):
 			errno = unix.ENOENT
 		}
@@ -592,7 +594,7 @@ func TestClientErrors(t *testing.T) {
 	}
 	must(c.AddRule(ctx, abi.Rule{ID: 10, Action: abi.ActionDrop, Hooks: abi.HookMaskAll}))
 	err = c.AddRule(ctx, abi.Rule{ID: 10, Action: abi.ActionAccept, Hooks: abi.HookMaskAll})
-	if !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "id: rule exists") {
+	if !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "id: rule already exists") {
 		t.Errorf("duplicate add: %v", err)
 	}
 	err = c.DelRule(ctx, 11)

@@ -56,7 +56,9 @@ func encodeRule(ae *netlink.AttributeEncoder, r abi.Rule) {
 		if r.Log {
 			n.Uint8(abi.RuleAttrLog, 1)
 		}
-		if r.Rate != 0 {
+		// Burst goes with rate, and alone too, so that the kernel refuses
+		// a burst without rate as Rule.Validate does.
+		if r.Rate != 0 || r.Burst != 0 {
 			n.Uint32(abi.RuleAttrRate, r.Rate)
 			n.Uint32(abi.RuleAttrBurst, r.Burst)
 		}
