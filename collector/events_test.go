@@ -150,24 +150,25 @@ func TestEventsCountPerLabel(t *testing.T) {
 	v6fwd.Family, v6fwd.Hook = abi.FamilyIPv6, abi.HookForward
 	out := hit(10, 6)
 	out.Hook = abi.HookOutput
-	oddFamily, oddHook := drop(40, 6), drop(40, 6)
-	oddFamily.Family, oddHook.Hook = 7, 9
+	// Values outside the ABI: two different ones make one series each.
+	oddFamily, oddFamily2, oddHook, oddHook2 := drop(40, 6), drop(40, 6), drop(40, 6), drop(40, 6)
+	oddFamily.Family, oddFamily2.Family, oddHook.Hook, oddHook2.Hook = 7, 200, 9, 3
 	feed(c.consumer,
 		drop(20, 6), drop(20, 6), drop(20, 6), v6fwd, out,
 		drop(0, 1), drop(0, 1), drop(0, 58), drop(0, 47), drop(0, 255),
-		oddFamily, oddHook, ev(abi.EventType(9), 20, 6))
+		oddFamily, oddFamily2, oddHook, oddHook2, ev(abi.EventType(9), 20, 6))
 	wantSeries(t, k, `drop{family=ipv4,hook=input,proto=icmp,rule=policy} 2
 drop{family=ipv4,hook=input,proto=icmpv6,rule=policy} 1
 drop{family=ipv4,hook=input,proto=other,rule=policy} 2
 drop{family=ipv4,hook=input,proto=tcp,rule=20} 3
-drop{family=ipv4,hook=unknown,proto=tcp,rule=40} 1
+drop{family=ipv4,hook=unknown,proto=tcp,rule=40} 2
 drop{family=ipv6,hook=forward,proto=udp,rule=20} 1
-drop{family=unknown,hook=input,proto=tcp,rule=40} 1
+drop{family=unknown,hook=input,proto=tcp,rule=40} 2
 hit{family=ipv4,hook=output,proto=tcp,rule=10} 1
 `)
 	want := `# HELP kfw_events_received_total Events received from the module over netlink, by type.
 # TYPE kfw_events_received_total counter
-kfw_events_received_total{type="drop"} 11
+kfw_events_received_total{type="drop"} 13
 kfw_events_received_total{type="hit"} 1
 kfw_events_received_total{type="unknown"} 1
 `

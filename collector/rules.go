@@ -100,6 +100,7 @@ func (c *rulesCollector) Update(ch chan<- prometheus.Metric) error {
 		return err
 	}
 	if !changed && n < len(prev) {
+		// Rows deleted at the end: do not keep their labels around.
 		next, changed = prev[:n:n], true
 	}
 	if changed {

@@ -1,11 +1,15 @@
 package collector
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/kfwlabs/kfw_exporter/abi"
 )
 
 const rulesWantProc = `# HELP kfw_rule_packets_total Packets the rule matched, at any hook, both families.
@@ -114,6 +118,55 @@ kfw_rule_packets_total{action="accept",rule="40960"} 4.132864e+06
 	for _, l := range strings.Split(strings.TrimSpace(want), "\n") {
 		if !strings.Contains(string(got), l+"\n") {
 			t.Errorf("missing %q", l)
+		}
+	}
+}
+
+// TestRulesCollectorFollowsTheTable scrapes a table as it changes: labels
+// kept from the previous scrape must never outlive the rule they describe.
+func TestRulesCollectorFollowsTheTable(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(fixturePath("proc"))); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := newTestCollector(t, Config{ProcPath: root}, "rules")
+	packets := func() string {
+		t.Helper()
+		got, err := testutil.GatherAndFormat(stableGatherer(t, k), expfmt.TypeTextPlain, "kfw_rule_packets_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var samples []string
+		for _, l := range strings.Split(string(got), "\n") {
+			if strings.HasPrefix(l, "kfw_rule_packets_total{") {
+				samples = append(samples, strings.TrimPrefix(l, "kfw_rule_packets_total"))
+			}
+		}
+		return strings.Join(samples, " ")
+	}
+	rewrite := func(rows string) {
+		t.Helper()
+		path := filepath.Join(root, abi.ProcDir, abi.ProcRuleStats)
+		if err := os.WriteFile(path, []byte("id action packets bytes events suppressed\n"+rows), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct{ rows, want string }{
+		{"10 accept 1 0 0 0\n20 drop 2 0 0 0\n30 drop 3 0 0 0\n",
+			`{action="accept",rule="10"} 1 {action="drop",rule="20"} 2 {action="drop",rule="30"} 3`},
+		// Same ids, rule 20 replaced by an accept rule.
+		{"10 accept 1 0 0 0\n20 accept 5 0 0 0\n30 drop 3 0 0 0\n",
+			`{action="accept",rule="10"} 1 {action="accept",rule="20"} 5 {action="drop",rule="30"} 3`},
+		// Rule 20 deleted: 30 moves up a row.
+		{"10 accept 1 0 0 0\n30 drop 3 0 0 0\n",
+			`{action="accept",rule="10"} 1 {action="drop",rule="30"} 3`},
+		{"10 accept 1 0 0 0\n", `{action="accept",rule="10"} 1`},
+		{"", ``},
+		{"7 drop 9 0 0 0\n10 accept 1 0 0 0\n", `{action="accept",rule="10"} 1 {action="drop",rule="7"} 9`},
+	} {
+		rewrite(step.rows)
+		if got := packets(); got != step.want {
+			t.Errorf("table:\n%sgot  %s\nwant %s", step.rows, got, step.want)
 		}
 	}
 }
