@@ -220,6 +220,21 @@ static const struct kfw_prefix_syntax_msgs kfw_src_syntax =
 static const struct kfw_prefix_syntax_msgs kfw_dst_syntax =
 	KFW_PREFIX_SYNTAX_MSGS(DST);
 
+/*
+ * in4_pton() takes "010.0.0.1" as 10.0.0.1 where inet_aton(3) reads octal:
+ * refuse leading zeros in a dotted quad, alone or at the end of IPv6.
+ */
+static bool kfw_dotted_quad_strict(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i++)
+		if (s[i] == '0' && (i == 0 || s[i - 1] == '.') &&
+		    isdigit(s[i + 1]))
+			return false;
+	return true;
+}
+
 /* ADDR or ADDR/LEN; the family comes from the address's syntax. */
 static int kfw_parse_prefix(struct kfw_prefix *p, const char *v,
 			    const struct kfw_prefix_syntax_msgs *msgs,
@@ -227,6 +242,7 @@ static int kfw_parse_prefix(struct kfw_prefix *p, const char *v,
 {
 	const char *slash = strchr(v, '/');
 	size_t alen = slash ? slash - v : strlen(v);
+	const char *quad = v;
 	const char *end;
 	u32 plen;
 	int ok;
@@ -234,12 +250,18 @@ static int kfw_parse_prefix(struct kfw_prefix *p, const char *v,
 	if (memchr(v, ':', alen)) {
 		p->family = KFW_FAMILY_IPV6;
 		ok = in6_pton(v, alen, (u8 *)&p->addr.in6, -1, &end);
+		/* an IPv6 address may end in a dotted quad */
+		for (quad = v + alen; quad[-1] != ':'; quad--)
+			;
 	} else {
 		p->family = KFW_FAMILY_IPV4;
 		ok = in4_pton(v, alen, (u8 *)&p->addr.ip, -1, &end);
 	}
 	/* in[46]_pton stop at the first byte they do not understand */
 	if (!alen || !ok || end != v + alen)
+		return kfw_err_set(e, -EINVAL, msgs->field, msgs->address);
+	if (memchr(quad, '.', v + alen - quad) &&
+	    !kfw_dotted_quad_strict(quad, v + alen - quad))
 		return kfw_err_set(e, -EINVAL, msgs->field, msgs->address);
 	if (!slash) {
 		p->plen = p->family == KFW_FAMILY_IPV4 ? 32 : 128;
