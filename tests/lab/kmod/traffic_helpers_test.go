@@ -1,0 +1,298 @@
+//go:build labvm
+
+package kmod
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+)
+
+var (
+	loopback4 = netip.MustParseAddr("127.0.0.1")
+	loopback6 = netip.MustParseAddr("::1")
+)
+
+// loopbacks are the addresses of the loopback tests, one per family.
+var loopbacks = []netip.Addr{loopback4, loopback6}
+
+// family returns the KFW_FAMILY_* of an address.
+func family(addr netip.Addr) uint8 {
+	if addr.Is4() {
+		return abi.FamilyIPv4
+	}
+	return abi.FamilyIPv6
+}
+
+// familyName is "ipv4" or "ipv6", as the rule language spells it.
+func familyName(addr netip.Addr) string { return abi.FamilyName(family(addr)) }
+
+// IP packet sizes of what the tests send: the length /proc/kfw counts.
+const (
+	ipv4HeaderLen = 20
+	ipv6HeaderLen = 40
+	udpHeaderLen  = 8
+	tcpHeaderLen  = 20
+)
+
+// udpPacketLen is the IP length of a UDP datagram with payload bytes.
+func udpPacketLen(addr netip.Addr, payload int) uint64 {
+	if addr.Is4() {
+		return ipv4HeaderLen + udpHeaderLen + uint64(payload)
+	}
+	return ipv6HeaderLen + udpHeaderLen + uint64(payload)
+}
+
+func udpNetwork(addr netip.Addr) string {
+	if addr.Is4() {
+		return "udp4"
+	}
+	return "udp6"
+}
+
+func tcpNetwork(addr netip.Addr) string {
+	if addr.Is4() {
+		return "tcp4"
+	}
+	return "tcp6"
+}
+
+// listenUDP opens a UDP socket bound to addr (port 0: any) in ns.
+func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	inNS(t, ns, func() (err error) {
+		c, err = net.ListenUDP(udpNetwork(addr.Addr()), net.UDPAddrFromAddrPort(addr))
+		return err
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dialUDP opens a UDP socket in ns connected to raddr.
+func dialUDP(t *testing.T, ns string, raddr netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	inNS(t, ns, func() (err error) {
+		c, err = net.DialUDP(udpNetwork(raddr.Addr()), nil, net.UDPAddrFromAddrPort(raddr))
+		return err
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func boundPort(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
+
+// sendUDP sends n datagrams of size payload bytes and fails on any error.
+func sendUDP(t *testing.T, c *net.UDPConn, n, payload int) {
+	t.Helper()
+	buf := make([]byte, payload)
+	for i := range n {
+		binary.BigEndian.PutUint32(buf, uint32(i))
+		if _, err := c.Write(buf); err != nil {
+			t.Fatalf("sending datagram %d of %d: %v", i+1, n, err)
+		}
+	}
+}
+
+// sendUDPRefused sends n datagrams that the output hook must drop: each
+// send fails with EPERM, which is how a local sender learns of the drop.
+func sendUDPRefused(t *testing.T, c *net.UDPConn, n, payload int) {
+	t.Helper()
+	buf := make([]byte, payload)
+	for i := range n {
+		_, err := c.Write(buf)
+		if !isErrno(err, unix.EPERM) {
+			t.Fatalf("datagram %d of %d: send returned %v, want EPERM (dropped at output)", i+1, n, err)
+		}
+	}
+}
+
+// recvUDP receives exactly n datagrams, failing if they do not all come.
+func recvUDP(t *testing.T, c *net.UDPConn, n int) {
+	t.Helper()
+	buf := make([]byte, 65536)
+	for i := range n {
+		// Only bounds a hang: an accepted datagram always arrives.
+		if err := c.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("received %d of %d datagrams: %v", i, n, err)
+		}
+	}
+	checkNoUDP(t, c)
+}
+
+// checkNoUDP fails if a datagram is waiting on c.
+func checkNoUDP(t *testing.T, c *net.UDPConn) {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	n, err := c.Read(buf)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a datagram (%d bytes, err %v) is waiting on %s, want none", n, err, c.LocalAddr())
+	}
+}
+
+// listenTCP listens on addr in ns and accepts connections in the
+// background, echoing one line on each.
+func listenTCP(t *testing.T, ns string, addr netip.AddrPort) (net.Listener, uint16) {
+	t.Helper()
+	var ln net.Listener
+	inNS(t, ns, func() (err error) {
+		ln, err = net.Listen(tcpNetwork(addr.Addr()), addr.String())
+		return err
+	})
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				n, _ := c.Read(buf)
+				c.Write(buf[:n])
+			}()
+		}
+	}()
+	return ln, ln.Addr().(*net.TCPAddr).AddrPort().Port()
+}
+
+// tcpExchange connects from ns to addr and exchanges one message. timeout
+// bounds the attempt; a connection kfw lets through succeeds well within it.
+func tcpExchange(ns string, addr netip.AddrPort, timeout time.Duration) error {
+	return guest.InNetNS(ns, func() error {
+		d := net.Dialer{Timeout: timeout}
+		c, err := d.Dial(tcpNetwork(addr.Addr()), addr.String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+			return err
+		}
+		if _, err := c.Write([]byte("kfw\n")); err != nil {
+			return err
+		}
+		buf := make([]byte, 16)
+		n, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		if string(buf[:n]) != "kfw\n" {
+			return fmt.Errorf("echo returned %q", buf[:n])
+		}
+		return nil
+	})
+}
+
+// Raw packets, for the exact TCP counts and for malformed packets.
+
+func checksum(sum uint32, b []byte) uint32 {
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	return sum
+}
+
+func foldChecksum(sum uint32) uint16 {
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// tcpSegment returns a TCP header (SYN) from sport to dport with a valid
+// checksum for the addresses src and dst.
+func tcpSegment(src, dst netip.Addr, sport, dport uint16) []byte {
+	seg := make([]byte, tcpHeaderLen)
+	binary.BigEndian.PutUint16(seg[0:], sport)
+	binary.BigEndian.PutUint16(seg[2:], dport)
+	binary.BigEndian.PutUint32(seg[4:], 1)
+	seg[12] = tcpHeaderLen / 4 << 4
+	seg[13] = 0x02 // SYN
+	binary.BigEndian.PutUint16(seg[14:], 65535)
+	sum := checksum(0, src.AsSlice())
+	sum = checksum(sum, dst.AsSlice())
+	sum += uint32(unix.IPPROTO_TCP) + uint32(len(seg))
+	sum = checksum(sum, seg)
+	binary.BigEndian.PutUint16(seg[16:], foldChecksum(sum))
+	return seg
+}
+
+// ipv4Packet returns an IPv4 packet; fragOff is the raw frag_off field
+// (flags and offset in 8-byte units). The kernel fills in the length and
+// the header checksum of packets sent on a raw IPPROTO_RAW socket.
+func ipv4Packet(proto uint8, src, dst netip.Addr, fragOff uint16, payload []byte) []byte {
+	p := make([]byte, ipv4HeaderLen+len(payload))
+	p[0] = 0x45
+	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+	binary.BigEndian.PutUint16(p[4:], 0x4b46) // id
+	binary.BigEndian.PutUint16(p[6:], fragOff)
+	p[8] = 64
+	p[9] = proto
+	copy(p[12:16], src.AsSlice())
+	copy(p[16:20], dst.AsSlice())
+	copy(p[ipv4HeaderLen:], payload)
+	return p
+}
+
+// ipv6Packet returns an IPv6 packet whose first next header is next.
+func ipv6Packet(next uint8, src, dst netip.Addr, payload []byte) []byte {
+	p := make([]byte, ipv6HeaderLen+len(payload))
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(len(payload)))
+	p[6] = next
+	p[7] = 64
+	copy(p[8:24], src.AsSlice())
+	copy(p[24:40], dst.AsSlice())
+	copy(p[ipv6HeaderLen:], payload)
+	return p
+}
+
+// sendRaw sends complete IP packets (header included) to dst from ns, n
+// times each, through a raw IPPROTO_RAW socket: they pass the output hook
+// exactly as built.
+func sendRaw(t *testing.T, ns string, dst netip.Addr, n int, pkts ...[]byte) {
+	t.Helper()
+	inNS(t, ns, func() error {
+		family := unix.AF_INET6
+		var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: dst.As16()}
+		if dst.Is4() {
+			family = unix.AF_INET
+			sa = &unix.SockaddrInet4{Addr: dst.As4()}
+		}
+		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		if err != nil {
+			return fmt.Errorf("raw socket: %w", err)
+		}
+		defer unix.Close(fd)
+		for range n {
+			for _, p := range pkts {
+				if err := unix.Sendto(fd, p, 0, sa); err != nil {
+					return fmt.Errorf("sending a raw packet of %d bytes: %w", len(p), err)
+				}
+			}
+		}
+		return nil
+	})
+}
