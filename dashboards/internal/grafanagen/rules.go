@@ -129,8 +129,8 @@ func ruleEvents() dashboardPanel {
 	return timeseriesPanel(spec{
 		title: "Events received by rule, hook and protocol",
 		description: "Drop and hit events per second received by kfw_exporter (kfw_drop_events_total, " +
-			"kfw_hit_events_total). Rule 0 is a hook's default policy; rule \"other\" collects rules beyond the " +
-			"exporter's --collector.events.max-rules.",
+			"kfw_hit_events_total). Rule \"policy\" is a hook's default policy; rule \"other\" collects rules " +
+			"beyond the exporter's --collector.events.max-rules.",
 		unit:  unitEventsPerSecond,
 		width: 12, height: 8,
 		targets: []target{
