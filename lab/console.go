@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,10 @@ import (
 // tailLineCount is how many last lines of the console and of the payload's
 // output a failure message shows.
 const tailLineCount = 30
+
+// terminalEscape matches the terminal control sequences the firmware
+// prints (clear screen, wrap mode), dropped from the lines of messages.
+var terminalEscape = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|[@-~])`)
 
 // payloadStartMark is what the guest init prints when it starts the payload.
 const payloadStartMark = "kfwlab: payload start"
@@ -65,7 +70,7 @@ func (c *consoleLog) record(p []byte) {
 		if i < 0 {
 			return
 		}
-		line := strings.TrimRight(string(c.partial[:i]), "\r")
+		line := terminalEscape.ReplaceAllString(strings.TrimRight(string(c.partial[:i]), "\r"), "")
 		c.partial = c.partial[i+1:]
 		if c.started.IsZero() && strings.Contains(line, payloadStartMark) {
 			c.started = time.Now()

@@ -23,7 +23,7 @@ func TestConsoleLog(t *testing.T) {
 	for i := 0; i < tailLineCount+5; i++ {
 		fmt.Fprintf(&input, "[ %d.0] line %d\r\n", i, i)
 	}
-	input.WriteString("kfwlab: payload start, uptime 3.2 s\r\nunfinished")
+	input.WriteString("\x1bc\x1b[?7l\x1b[2J\x1b[0mkfwlab: payload start, uptime 3.2 s\r\nunfinished")
 	// Chunks that split lines, as serial reads do.
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -51,6 +51,11 @@ func TestConsoleLog(t *testing.T) {
 		t.Errorf("the live writer got %q", live.String())
 	}
 	lines := c.tailLines()
+	for _, l := range lines {
+		if strings.ContainsRune(l, '\x1b') {
+			t.Errorf("tail line %q holds a terminal escape", l)
+		}
+	}
 	if len(lines) != tailLineCount+1 || lines[len(lines)-1] != "unfinished" ||
 		lines[len(lines)-2] != "kfwlab: payload start, uptime 3.2 s" ||
 		lines[0] != "[ 6.0] line 6" { // 36 complete lines, the last 30 kept

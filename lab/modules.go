@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // BuildModule builds kfw.ko for kernel k: it copies the sources of kmod/
@@ -23,7 +25,13 @@ func BuildModule(ctx context.Context, repo string, k Kernel, out io.Writer) (str
 	if _, err := os.Stat(filepath.Join(src, "Makefile")); err != nil {
 		return "", fmt.Errorf("building kfw.ko: no kmod/Makefile: %w", err)
 	}
-	if err := buildModuleTree(ctx, k, src, ModuleBuildDir(repo, k.Release), out); err != nil {
+	dst := ModuleBuildDir(repo, k.Release)
+	unlock, err := lockFile(dst + ".lock")
+	if err != nil {
+		return "", fmt.Errorf("building kfw.ko for %s: %w", k.Release, err)
+	}
+	defer unlock()
+	if err := buildModuleTree(ctx, k, src, dst, out); err != nil {
 		return "", fmt.Errorf("building kfw.ko for %s: %w", k.Release, err)
 	}
 	ko := ModulePath(repo, k.Release)
@@ -31,6 +39,23 @@ func BuildModule(ctx context.Context, repo string, k Kernel, out io.Writer) (str
 		return "", fmt.Errorf("building kfw.ko for %s: make succeeded but %w", k.Release, err)
 	}
 	return ko, nil
+}
+
+// lockFile takes an exclusive lock on path, waiting for other holders:
+// two builds in one directory would delete each other's files.
+func lockFile(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
 }
 
 // warningLine matches compiler, kbuild and modpost warnings.
