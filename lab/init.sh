@@ -81,6 +81,7 @@ fi
 leaks=$root/sys/kernel/debug/kmemleak
 if [ -e $leaks ]; then
 	echo scan >$leaks && echo clear >$leaks || fatal "kmemleak does not work"
+	say "kmemleak cleared, uptime $(cut -d' ' -f1 /proc/uptime) s"
 fi
 
 say "payload start, uptime $(cut -d' ' -f1 /proc/uptime) s"
@@ -90,6 +91,7 @@ echo $rc >$out/exit-status
 say "payload exit status $rc"
 
 cat /proc/sys/kernel/tainted >$out/tainted
+say "collecting logs, uptime $(cut -d' ' -f1 /proc/uptime) s"
 if [ -e $leaks ]; then
 	# kmemleak reports objects unreferenced in two scans and older than 5 s.
 	if echo scan >$leaks && sleep 6 && echo scan >$leaks; then
@@ -99,7 +101,7 @@ if [ -e $leaks ]; then
 	fi
 fi
 dmesg >$out/dmesg
-say "done"
+say "done, uptime $(cut -d' ' -f1 /proc/uptime) s"
 sync
 reboot -f
 sleep 10
