@@ -5,6 +5,10 @@ package smoke
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +19,30 @@ import (
 // TestLab runs the in-VM smoke tests (smoke_test.go) on the lab kernels.
 func TestLab(t *testing.T) { lab.RunSuite(t, lab.Suite{Name: "smoke", NoModule: true}) }
 
-// runHarnessVM runs a payload in a generic-kernel VM for the tests of the
-// harness itself.
-func runHarnessVM(t *testing.T, timeout time.Duration, command ...string) (*lab.Result, error) {
+// startHarnessVM boots a generic-kernel VM for the tests of the harness
+// itself.
+func startHarnessVM(t *testing.T, cfg lab.Config) *lab.VM {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("boots a lab VM: not with -short")
 	}
-	vm, err := lab.Start(context.Background(), lab.Config{Name: "harness", Command: command, Timeout: timeout})
+	cfg.Name = "harness"
+	vm, err := lab.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return vm.Wait()
+	t.Cleanup(func() {
+		vm.Stop()
+		if !t.Failed() { // the run failed on purpose: its logs are of no use
+			os.RemoveAll(vm.LogDir)
+		}
+	})
+	return vm
+}
+
+func runHarnessVM(t *testing.T, timeout time.Duration, command ...string) (*lab.Result, error) {
+	t.Helper()
+	return startHarnessVM(t, lab.Config{Command: command, Timeout: timeout}).Wait()
 }
 
 // TestHarnessFailsOnKernelBUG proves that a kernel log line with "BUG:" fails
@@ -58,4 +74,60 @@ func TestHarnessFailsOnTimeout(t *testing.T) {
 		t.Fatalf("the timeout report lacks the console tail showing the payload's start:\n%v", err)
 	}
 	t.Logf("reported as expected: %v", err)
+}
+
+// TestHarnessForwardsAPort serves one TCP connection in the guest and reads
+// it from the host through a port forward.
+func TestHarnessForwardsAPort(t *testing.T) {
+	const greeting = "hello through the port forward"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port // free now; qemu takes it over
+	ln.Close()
+	vm := startHarnessVM(t, lab.Config{
+		Forwards: []lab.Forward{{Host: port, Guest: 8080}},
+		Command: []string{"sh", "-c", "ip -4 address show dev eth0 | grep -q 'inet 10.0.2.15/24' && " +
+			"echo '" + greeting + "' | busybox nc -l -p 8080"},
+		Timeout: 3 * time.Minute,
+	})
+	type waited struct {
+		res *lab.Result
+		err error
+	}
+	done := make(chan waited, 1)
+	go func() {
+		res, err := vm.Wait()
+		done <- waited{res, err}
+	}()
+	// qemu accepts on the host port before the guest listens, then closes
+	// the connection: retry until the guest answers or the VM ends.
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var got string
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			data, _ := io.ReadAll(c)
+			c.Close()
+			got = string(data)
+		}
+		if got != "" {
+			break
+		}
+		select {
+		case w := <-done:
+			t.Fatalf("the VM ended before the host read the greeting: %v; %v", w.err, w.res.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if got != greeting+"\n" {
+		t.Errorf("read %q through the forward, want %q", got, greeting+"\n")
+	}
+	w := <-done
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	if err := w.res.Err(); err != nil {
+		t.Error(err)
+	}
 }
