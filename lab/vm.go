@@ -125,8 +125,50 @@ type VM struct {
 // payload ends, when cfg.Timeout passes or when ctx is done; Wait collects
 // the result.
 func Start(ctx context.Context, cfg Config) (*VM, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return nil, fmt.Errorf("lab: qemu-system-x86_64 not found (apt-get install qemu-system-x86): %w", err)
+	}
+	k, err := FindKernel(cfg.Repo, cfg.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	initrd, err := Initramfs(cfg.Repo, k)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir, err = newRunDir(cfg.Repo, cfg.Name+"-"+k.Name)
+	} else {
+		err = os.MkdirAll(cfg.LogDir, 0o755)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	for _, p := range []string{cfg.Repo, cfg.LogDir, cfg.Dir} {
+		if err := GuestCanSee(p); err != nil {
+			return nil, err
+		}
+	}
+	vm := &VM{Kernel: k, LogDir: cfg.LogDir, cfg: cfg, exited: make(chan struct{})}
+	if err := vm.writeRunFiles(); err != nil {
+		return nil, err
+	}
+	if err := vm.startQemu(qemu, qemuArgs(cfg, k, initrd)); err != nil {
+		return nil, err
+	}
+	go vm.watchdog(ctx)
+	return vm, nil
+}
+
+// withDefaults checks cfg and fills in the defaults.
+func (cfg Config) withDefaults() (Config, error) {
 	if len(cfg.Command) == 0 {
-		return nil, errors.New("lab: no payload command")
+		return cfg, errors.New("lab: no payload command")
 	}
 	if cfg.Kernel == "" {
 		cfg.Kernel = Generic
@@ -149,70 +191,49 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if cfg.Repo == "" {
 		repo, err := RepoRoot()
 		if err != nil {
-			return nil, err
+			return cfg, err
 		}
 		cfg.Repo = repo
 	}
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		return nil, fmt.Errorf("lab: qemu-system-x86_64 not found (apt-get install qemu-system-x86): %w", err)
-	}
-	k, err := FindKernel(cfg.Repo, cfg.Kernel)
-	if err != nil {
-		return nil, err
-	}
-	initrd, err := Initramfs(cfg.Repo, k)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.LogDir == "" {
-		base := filepath.Join(labDir(cfg.Repo), "logs")
-		if err := os.MkdirAll(base, 0o755); err != nil {
-			return nil, fmt.Errorf("lab: %w", err)
-		}
-		stamp := time.Now().Format("20060102-150405")
-		if cfg.LogDir, err = os.MkdirTemp(base, cfg.Name+"-"+k.Name+"-"+stamp+"-"); err != nil {
-			return nil, fmt.Errorf("lab: %w", err)
-		}
-	} else if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
-	}
-	for _, p := range []string{cfg.Repo, cfg.LogDir, cfg.Dir} {
-		if err := checkGuestVisible(p); err != nil {
-			return nil, err
-		}
-	}
-	vm := &VM{Kernel: k, LogDir: cfg.LogDir, cfg: cfg, exited: make(chan struct{})}
-	if err := vm.writeRunFiles(); err != nil {
-		return nil, err
-	}
-	if vm.console, err = newConsoleLog(filepath.Join(cfg.LogDir, "console.log"), cfg.Console); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
-	}
+	return cfg, nil
+}
 
-	vm.cmd = exec.Command(qemu, qemuArgs(cfg, k, initrd)...)
+// newRunDir creates a new run directory under build/lab/logs.
+func newRunDir(repo, prefix string) (string, error) {
+	base := filepath.Join(labDir(repo), "logs")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(base, prefix+"-"+time.Now().Format("20060102-150405")+"-")
+}
+
+// startQemu starts qemu with its console going to the console log and, when
+// asked, the payload's output streamed to the Config's writers.
+func (vm *VM) startQemu(qemu string, args []string) error {
+	var err error
+	if vm.console, err = newConsoleLog(filepath.Join(vm.LogDir, "console.log"), vm.cfg.Console); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	vm.cmd = exec.Command(qemu, args...)
 	// Own process group: a terminal's Ctrl-C reaches the harness, which
 	// stops qemu itself; Pdeathsig kills qemu if the harness dies.
 	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := vm.cmd.StdoutPipe()
 	if err != nil {
 		vm.console.close()
-		return nil, fmt.Errorf("lab: %w", err)
+		return fmt.Errorf("lab: %w", err)
 	}
 	vm.cmd.Stderr = vm.cmd.Stdout // qemu's own errors belong to the console log
-	for _, s := range []struct {
-		name string
-		w    io.Writer
-	}{{"stdout", cfg.Stdout}, {"stderr", cfg.Stderr}} {
-		if s.w != nil {
-			vm.tails = append(vm.tails, startTail(filepath.Join(cfg.LogDir, s.name), s.w))
+	for name, w := range map[string]io.Writer{"stdout": vm.cfg.Stdout, "stderr": vm.cfg.Stderr} {
+		if w != nil {
+			vm.tails = append(vm.tails, startTail(filepath.Join(vm.LogDir, name), w))
 		}
 	}
 	vm.started = time.Now()
 	if err := vm.cmd.Start(); err != nil {
 		vm.stopTails()
 		vm.console.close()
-		return nil, fmt.Errorf("lab: starting qemu: %w", err)
+		return fmt.Errorf("lab: starting qemu: %w", err)
 	}
 	go func() {
 		vm.console.copyFrom(stdout)
@@ -220,13 +241,12 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		vm.exitTime = time.Now()
 		close(vm.exited)
 	}()
-	go vm.watchdog(ctx)
-	return vm, nil
+	return nil
 }
 
-// checkGuestVisible rejects paths the guest cannot see: it mounts fresh
-// tmpfs file systems over /tmp and /run.
-func checkGuestVisible(path string) error {
+// GuestCanSee rejects host paths the guest cannot see: it mounts fresh tmpfs
+// file systems over /tmp and /run.
+func GuestCanSee(path string) error {
 	for _, hidden := range []string{"/tmp", "/run"} {
 		if path == hidden || strings.HasPrefix(path, hidden+"/") {
 			return fmt.Errorf("lab: %s is under %s, which the guest replaces with a tmpfs; use a path under the repository", path, hidden)
@@ -361,10 +381,9 @@ func (vm *VM) watchdog(ctx context.Context) {
 }
 
 // Stop stops the VM at once and waits until qemu has exited.
-func (vm *VM) Stop() error {
+func (vm *VM) Stop() {
 	vm.kill(errors.New("stopped"))
 	<-vm.exited
-	return nil
 }
 
 // kill ends qemu (SIGTERM, SIGKILL if it lingers) and records why.
@@ -427,8 +446,9 @@ func (vm *VM) collect() (*Result, error) {
 		r.Boot = payloadStart.Sub(vm.started)
 		r.Run = vm.exitTime.Sub(payloadStart)
 	}
-	status, ok := read("exit-status")
-	if ok {
+	status, finished := read("exit-status")
+	if finished {
+		var ok bool
 		if r.ExitCode, ok = parseStatus(status); !ok {
 			return r, vm.failure(fmt.Errorf("guest wrote a bad exit status %q", status))
 		}
@@ -436,9 +456,9 @@ func (vm *VM) collect() (*Result, error) {
 	switch {
 	case vm.stopWhy != nil:
 		return r, vm.failure(vm.stopWhy)
-	case !ok && vm.exitErr != nil:
+	case !finished && vm.exitErr != nil:
 		return r, vm.failure(fmt.Errorf("qemu failed (%v) before the payload finished", vm.exitErr))
-	case !ok:
+	case !finished:
 		return r, vm.failure(errors.New("the guest stopped before the payload finished"))
 	case !r.dmesgSaved:
 		return r, vm.failure(errors.New("the guest stopped before saving dmesg"))

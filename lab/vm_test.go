@@ -127,15 +127,15 @@ func TestQemuArgs(t *testing.T) {
 	}
 }
 
-func TestCheckGuestVisible(t *testing.T) {
+func TestGuestCanSee(t *testing.T) {
 	for _, p := range []string{"/tmp", "/tmp/x", "/run/user/0"} {
-		if checkGuestVisible(p) == nil {
-			t.Errorf("checkGuestVisible(%s) accepted a path the guest hides", p)
+		if GuestCanSee(p) == nil {
+			t.Errorf("GuestCanSee(%s) accepted a path the guest hides", p)
 		}
 	}
 	for _, p := range []string{"/", "/work/repo", "/tmpfoo", "/runner/x"} {
-		if err := checkGuestVisible(p); err != nil {
-			t.Errorf("checkGuestVisible(%s): %v", p, err)
+		if err := GuestCanSee(p); err != nil {
+			t.Errorf("GuestCanSee(%s): %v", p, err)
 		}
 	}
 }

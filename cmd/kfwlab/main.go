@@ -180,13 +180,8 @@ func (i interrupted) Error() string { return "interrupted by " + i.signal.String
 // mounts fresh file systems over /tmp and /run), else "/".
 func guestWorkDir() string {
 	wd, err := os.Getwd()
-	if err != nil {
+	if err != nil || lab.GuestCanSee(wd) != nil {
 		return "/"
-	}
-	for _, hidden := range []string{"/tmp", "/run"} {
-		if wd == hidden || strings.HasPrefix(wd, hidden+"/") {
-			return "/"
-		}
 	}
 	return wd
 }
