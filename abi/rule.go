@@ -80,8 +80,9 @@ type Command struct {
 // words: Field is the first word of the message (a key, or "key", "line",
 // "command", "rules" for what is not one key's fault), Reason a fixed
 // text, so "dport: port range needs proto tcp or udp" reads the same in
-// the kernel log, in a netlink extended ack and here. Word is the
-// offending word the kernel log quotes after the message, if any.
+// the kernel log, in a netlink extended ack and here. For the fields "key"
+// and "command", Word is the offending word, which the kernel log quotes
+// after the message (even when it is empty).
 type FieldError struct {
 	Field  string
 	Reason string
@@ -89,7 +90,7 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
-	if e.Word == "" {
+	if e.Field != "key" && e.Field != "command" {
 		return e.Field + ": " + e.Reason
 	}
 	w := e.Word
