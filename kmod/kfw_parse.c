@@ -17,6 +17,7 @@
 #include <linux/kernel.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
+#include <net/ipv6.h>
 
 #include "kfw.h"
 
@@ -648,13 +649,51 @@ void kfw_print_policy(struct seq_file *m, enum kfw_hook hook, u8 action)
 		   kfw_action_name(action));
 }
 
+/*
+ * RFC 5952: lowercase, no leading zeros, the first longest run of two or
+ * more zero groups as "::", and the dotted quad only for IPv4-mapped
+ * addresses.  Not %pI6c, which also writes ISATAP addresses with a dotted
+ * quad where other implementations (Go's net/netip) do not.
+ */
+static void kfw_print_in6(struct seq_file *m, const struct in6_addr *a)
+{
+	int run = -1, run_len = 1;
+	int i, j;
+
+	if (ipv6_addr_v4mapped(a)) {
+		seq_printf(m, "::ffff:%pI4", &a->s6_addr32[3]);
+		return;
+	}
+	for (i = 0; i < 8; i = j + 1) {
+		for (j = i; j < 8 && !a->s6_addr16[j]; j++)
+			;
+		if (j - i > run_len) {
+			run = i;
+			run_len = j - i;
+		}
+	}
+	for (i = 0; i < 8; i++) {
+		if (i == run) {
+			seq_puts(m, "::");
+			i += run_len - 1;
+			continue;
+		}
+		if (i && i != run + run_len)
+			seq_putc(m, ':');
+		seq_printf(m, "%x", ntohs(a->s6_addr16[i]));
+	}
+}
+
 static void kfw_print_prefix(struct seq_file *m, const char *key,
 			     const struct kfw_prefix *p)
 {
-	if (p->family == KFW_FAMILY_IPV4)
+	if (p->family == KFW_FAMILY_IPV4) {
 		seq_printf(m, " %s=%pI4/%u", key, &p->addr.ip, p->plen);
-	else if (p->family == KFW_FAMILY_IPV6)
-		seq_printf(m, " %s=%pI6c/%u", key, &p->addr.in6, p->plen);
+	} else if (p->family == KFW_FAMILY_IPV6) {
+		seq_printf(m, " %s=", key);
+		kfw_print_in6(m, &p->addr.in6);
+		seq_printf(m, "/%u", p->plen);
+	}
 }
 
 static void kfw_print_ports(struct seq_file *m, const char *key,

@@ -125,6 +125,11 @@ func TestCanonicalForm(t *testing.T) {
 		{"add id=1 action=drop dst=0:0:0:0:0:0:0:1/128", "add id=1 action=drop dst=::1/128"},
 		{"add id=1 action=drop src=1:0:0:2:0:0:0:3", "add id=1 action=drop src=1:0:0:2::3/128"},
 		{"add id=1 action=drop src=1:0:2:3:4:5:6:7", "add id=1 action=drop src=1:0:2:3:4:5:6:7/128"},
+		{"add id=1 action=drop src=1:2:3:4:5:6:7::", "add id=1 action=drop src=1:2:3:4:5:6:7:0/128"},
+		{"add id=1 action=drop dst=1:0:0:0:2:0:0:0", "add id=1 action=drop dst=1::2:0:0:0/128"},
+		{"add id=1 action=drop dst=::1.2.3.4", "add id=1 action=drop dst=::102:304/128"},
+		{"add id=1 action=drop src=fe80::5efe:c000:201", "add id=1 action=drop src=fe80::5efe:c000:201/128"},
+		{"add id=1 action=drop src=2001:db8:0:0:0:5efe:10.0.0.1", "add id=1 action=drop src=2001:db8::5efe:a00:1/128"},
 		{"add id=1 action=drop proto=1", "add id=1 action=drop proto=icmp"},
 		{"add id=1 action=drop proto=58", "add id=1 action=drop proto=icmpv6"},
 		{"add id=1 action=drop proto=17 sport=0-65535", "add id=1 action=drop proto=udp sport=0-65535"},
@@ -230,7 +235,7 @@ func randomCoherentAdd(rng *rand.Rand) string {
 	}
 	if rng.IntN(4) == 0 {
 		if v6 {
-			words = append(words, "dst="+pick(rng, "::ffff:1.2.3.4/128", "2001:db8:1::/48"))
+			words = append(words, "dst="+pick(rng, "::ffff:1.2.3.4/128", "2001:db8:1::/48", "fe80::5efe:c000:201", "1:0:0:2:0:0:3:0"))
 		} else {
 			words = append(words, "dst="+pick(rng, "127.0.0.1/32", "172.16.0.0/12"))
 		}
