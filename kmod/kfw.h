@@ -47,8 +47,7 @@ extern struct workqueue_struct *kfw_wq;
  * (NL_SET_ERR_MSG_ATTR keeps the pointer, it does not copy).
  */
 enum kfw_field {
-	KFW_FIELD_NONE,
-	KFW_FIELD_WRITE,	/* the /proc write as a whole */
+	KFW_FIELD_NONE,		/* not one field: out of memory */
 	KFW_FIELD_LINE,		/* a line: length, bytes */
 	KFW_FIELD_COMMAND,
 	KFW_FIELD_KEY,		/* a KEY=VALUE token whose key is unknown */
@@ -85,7 +84,6 @@ struct kfw_err {
 	kfw_err_set((e), -(errno_), KFW_FIELD_##fld,			\
 		    KFW_FIELD_NAME_##fld ": " text)
 
-#define KFW_FIELD_NAME_WRITE	"write"
 #define KFW_FIELD_NAME_LINE	"line"
 #define KFW_FIELD_NAME_COMMAND	"command"
 #define KFW_FIELD_NAME_KEY	"key"
@@ -165,7 +163,6 @@ struct kfw_rule_spec {
 };
 
 /* kfw_rule.c */
-const char *kfw_field_name(enum kfw_field field);
 int kfw_spec_validate(struct kfw_rule_spec *spec, struct kfw_err *e);
 int kfw_policy_validate(u32 hook, u32 action, struct kfw_err *e);
 bool kfw_spec_equal(const struct kfw_rule_spec *a,

@@ -2,10 +2,11 @@
 /*
  * kfw: /proc/kfw/{rules,stats,hooks,rule_stats} (docs/ABI.md).
  *
- * rules and rule_stats walk one table: the first read of an open file pins
- * the table current at that moment, and every later read of that open file
- * continues in the same table, however many read() calls it takes.  The
- * pin is dropped at close (or by proc_remove() at unload).
+ * rules and rule_stats walk one table: a read from offset 0 pins the table
+ * current at that moment, and the read() calls that continue from where it
+ * stopped walk the same table, however many it takes.  Reading from 0 again
+ * (after lseek) pins the table then current.  The pin is dropped at close,
+ * or by proc_remove() at unload.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -27,7 +28,9 @@ static void *kfw_table_seq_start(struct seq_file *m, loff_t *pos)
 {
 	struct kfw_table *t = m->private;
 
-	if (!t) {
+	if (!t || *pos == 0) {
+		if (t)
+			kfw_table_put(t);
 		t = kfw_table_get();
 		m->private = t;
 	}

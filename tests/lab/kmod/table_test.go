@@ -364,6 +364,17 @@ func TestSnapshotAcrossReads(t *testing.T) {
 	if got := readRules(t); !strings.HasSuffix(got, "\nadd id=7 action=accept\n") || strings.Count(got, "add ") != 1 {
 		t.Fatalf("a new open reads\n%s\nwant the new table", got)
 	}
+	// Reading the same open file from the start again reads the new table.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	again, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(again); got != readRules(t) {
+		t.Fatalf("a read from offset 0 of an open file gave\n%s\nwant the current table", got)
+	}
 }
 
 // TestMaxRules checks the max_rules parameter: its range, and the table
