@@ -28,7 +28,9 @@ const (
 	ProcHooks         = "hooks"
 	ProcRuleStats     = "rule_stats"
 	MaxProcWriteBytes = 4096
-	MaxRuleLineBytes  = 255
+	MaxRuleLineBytes  = 511     // KFW_RULE_LINE_MAX
+	RuleRateMax       = 1000000 // KFW_RULE_RATE_MAX, events/s
+	RuleBurstMax      = 1000000 // KFW_RULE_BURST_MAX
 )
 
 // Hook is enum kfw_hook.

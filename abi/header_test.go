@@ -58,6 +58,7 @@ func TestGoConstantsMatchUAPIHeader(t *testing.T) {
 		"KFW_ABI_VERSION": Version, "KFW_GENL_NAME": GenlName, "KFW_GENL_VERSION": GenlVersion,
 		"KFW_MCGRP_EVENTS_NAME": McastGroupEvents, "KFW_RULE_ID_MIN": RuleIDMin,
 		"KFW_RULE_ID_MAX": RuleIDMax, "KFW_RULE_ID_POLICY": RuleIDPolicy, "KFW_IFNAMSIZ": IfNameSize,
+		"KFW_RULE_LINE_MAX": MaxRuleLineBytes, "KFW_RULE_RATE_MAX": RuleRateMax, "KFW_RULE_BURST_MAX": RuleBurstMax,
 		"KFW_FAMILY_ANY": FamilyAny, "KFW_FAMILY_IPV4": FamilyIPv4, "KFW_FAMILY_IPV6": FamilyIPv6,
 		"KFW_HOOK_INPUT": HookInput, "KFW_HOOK_FORWARD": HookForward, "KFW_HOOK_OUTPUT": HookOutput,
 		"__KFW_HOOK_MAX":    HookCount,

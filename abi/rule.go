@@ -11,7 +11,6 @@ import (
 
 // Limits of the rule language (docs/ABI.md, "The rule language").
 const (
-	RuleRateMax   = 1000000 // largest rate and burst, events/s
 	RuleIfNameMax = IfNameSize - 1
 )
 
@@ -270,7 +269,7 @@ func (s *ruleSpec) set(key, v string) error {
 		s.rate = uint32(n)
 	case "burst":
 		var n uint64
-		if n, err = ruleParseUint(v, RuleRateMax); err != nil {
+		if n, err = ruleParseUint(v, RuleBurstMax); err != nil {
 			return ruleErr(key, ruleMsgBurst)
 		}
 		s.burst, s.hasBurst = uint32(n), true
@@ -488,7 +487,7 @@ func (s ruleSpec) validate() (Rule, error) {
 		if s.rate == 0 {
 			return Rule{}, ruleErr("burst", "needs rate")
 		}
-		if s.burst < 1 || s.burst > RuleRateMax {
+		if s.burst < 1 || s.burst > RuleBurstMax {
 			return Rule{}, ruleErr("burst", ruleMsgBurst)
 		}
 		r.Burst = s.burst
@@ -692,7 +691,7 @@ func ruleEachLine(text string, fn func(Command) error) error {
 // kfw_text_line; ok is false for blank and comment lines.
 func ruleParseLine(line string) (cmd Command, ok bool, err error) {
 	if len(line) > MaxRuleLineBytes {
-		return Command{}, false, ruleErr("line", "longer than 255 bytes")
+		return Command{}, false, ruleErr("line", "longer than 511 bytes")
 	}
 	for i := 0; i < len(line); i++ {
 		if c := line[i]; c != '\t' && (c < ' ' || c > '~') {

@@ -276,7 +276,7 @@ func TestRuleValidate(t *testing.T) {
 		{"rate without burst", func(r *Rule) { r.Rate = 5 }, "burst: must be 1..1000000"},
 		{"burst without rate", func(r *Rule) { r.Burst = 5 }, "burst: needs rate"},
 		{"rate too high", func(r *Rule) { r.Rate, r.Burst = RuleRateMax+1, 1 }, "rate: must be 0..1000000 events/s"},
-		{"burst too high", func(r *Rule) { r.Rate, r.Burst = 1, RuleRateMax+1 }, "burst: must be 1..1000000"},
+		{"burst too high", func(r *Rule) { r.Rate, r.Burst = 1, RuleBurstMax+1 }, "burst: must be 1..1000000"},
 		{"blank in a name", func(r *Rule) { r.Iif = "a b" }, "iif: invalid character in name"},
 		{"long name", func(r *Rule) { r.Oif = "0123456789abcdef" }, "oif: name longer than 15 bytes"},
 		{"non-ASCII name", func(r *Rule) { r.Oif = "caf\xc3\xa9" }, "oif: invalid character in name"},
@@ -368,8 +368,8 @@ func TestParseCommandsErrors(t *testing.T) {
 		{"# caf\xc3\xa9\n", "line 1: line: byte other than printable ASCII, space or tab"},
 		{"flush\x00", "line 1: line: byte other than printable ASCII, space or tab"},
 		{"flush\n\x7f", "line 2: line: byte other than printable ASCII, space or tab"},
-		// At most 255 bytes a line, the newline not counted.
-		{"# " + strings.Repeat("x", 254) + "\n", "line 1: line: longer than 255 bytes"},
+		// At most 511 bytes a line, the newline not counted.
+		{"# " + strings.Repeat("x", 510) + "\n", "line 1: line: longer than 511 bytes"},
 		// The kernel logs at most 32 bytes of the word.
 		{"add id=1 action=drop " + strings.Repeat("k", 40) + "=1", "line 1: key: unknown key '" + strings.Repeat("k", 32) + "'"},
 	}
@@ -384,9 +384,9 @@ func TestParseCommandsErrors(t *testing.T) {
 			t.Errorf("ParseCommands(%q): %T is not a *CommandError", tt.in, err)
 		}
 	}
-	// Exactly 255 bytes is fine.
-	if _, err := ParseCommands("# " + strings.Repeat("x", 253) + "\n"); err != nil {
-		t.Errorf("255-byte line: %v", err)
+	// Exactly 511 bytes is fine.
+	if _, err := ParseCommands("# " + strings.Repeat("x", 509) + "\n"); err != nil {
+		t.Errorf("511-byte line: %v", err)
 	}
 }
 

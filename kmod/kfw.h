@@ -28,10 +28,6 @@
 #define KFW_MAX_RULES_DEFAULT	4096
 /* docs/ABI.md: a /proc/kfw/rules write is at most one page of 4096 bytes. */
 #define KFW_PROC_WRITE_MAX	4096
-/* docs/ABI.md: a rule language line is at most 255 bytes, '\n' excluded. */
-#define KFW_LINE_MAX		255
-#define KFW_RATE_MAX		1000000
-#define KFW_BURST_MAX		1000000
 
 /* Module identity and parameters (kfw_main.c). */
 extern u64 kfw_instance;

@@ -389,7 +389,7 @@ static int kfw_parse_log(struct kfw_rule_spec *s, const char *v,
 static int kfw_parse_rate(struct kfw_rule_spec *s, const char *v,
 			  struct kfw_err *e)
 {
-	if (kfw_parse_uint(v, KFW_RATE_MAX, &s->rate))
+	if (kfw_parse_uint(v, KFW_RULE_RATE_MAX, &s->rate))
 		return KFW_ERR(e, EINVAL, RATE, "must be 0..1000000 events/s");
 	return 0;
 }
@@ -397,7 +397,7 @@ static int kfw_parse_rate(struct kfw_rule_spec *s, const char *v,
 static int kfw_parse_burst(struct kfw_rule_spec *s, const char *v,
 			   struct kfw_err *e)
 {
-	if (kfw_parse_uint(v, KFW_BURST_MAX, &s->burst))
+	if (kfw_parse_uint(v, KFW_RULE_BURST_MAX, &s->burst))
 		return KFW_ERR(e, EINVAL, BURST, "must be 1..1000000");
 	s->present |= KFW_SPEC_BURST;
 	return 0;
@@ -587,8 +587,8 @@ static int kfw_text_check_line(const char *line, size_t len,
 {
 	size_t i;
 
-	if (len > KFW_LINE_MAX)
-		return KFW_ERR(&te->err, EINVAL, LINE, "longer than 255 bytes");
+	if (len > KFW_RULE_LINE_MAX)
+		return KFW_ERR(&te->err, EINVAL, LINE, "longer than 511 bytes");
 	for (i = 0; i < len; i++) {
 		unsigned char c = line[i];
 

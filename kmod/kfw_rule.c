@@ -207,12 +207,12 @@ static int kfw_spec_validate_options(struct kfw_rule_spec *s, struct kfw_err *e)
 {
 	if (s->log > 1)
 		return KFW_ERR(e, EINVAL, LOG, "must be 0 or 1");
-	if (s->rate > KFW_RATE_MAX)
+	if (s->rate > KFW_RULE_RATE_MAX)
 		return KFW_ERR(e, EINVAL, RATE, "must be 0..1000000 events/s");
 	if (s->present & KFW_SPEC_BURST) {
 		if (!s->rate)
 			return KFW_ERR(e, EINVAL, BURST, "needs rate");
-		if (s->burst < 1 || s->burst > KFW_BURST_MAX)
+		if (s->burst < 1 || s->burst > KFW_RULE_BURST_MAX)
 			return KFW_ERR(e, EINVAL, BURST, "must be 1..1000000");
 	} else {
 		s->burst = s->rate;

@@ -31,6 +31,11 @@
 
 #define KFW_IFNAMSIZ		16	/* same as IFNAMSIZ */
 
+/* Rule language limits (docs/ABI.md). */
+#define KFW_RULE_LINE_MAX	511	/* bytes in a line, '\n' not counted */
+#define KFW_RULE_RATE_MAX	1000000	/* events/s */
+#define KFW_RULE_BURST_MAX	1000000
+
 /* Address families: the AF_* values; 0 in a rule means "any". */
 #define KFW_FAMILY_ANY		0
 #define KFW_FAMILY_IPV4		2	/* AF_INET */
@@ -42,6 +47,7 @@ enum kfw_hook {
 	KFW_HOOK_OUTPUT,	/* NF_INET_LOCAL_OUT */
 	__KFW_HOOK_MAX,
 };
+
 #define KFW_HOOK_COUNT		__KFW_HOOK_MAX
 #define KFW_HOOK_MASK_ALL	((1U << KFW_HOOK_COUNT) - 1)
 
@@ -52,6 +58,7 @@ enum kfw_action {
 	KFW_ACTION_DROP,
 	__KFW_ACTION_MAX,
 };
+
 #define KFW_ACTION_MAX		(__KFW_ACTION_MAX - 1)
 
 enum kfw_event_type {
@@ -60,6 +67,7 @@ enum kfw_event_type {
 	KFW_EVENT_HIT,		/* a rule with log=1 accepted it */
 	__KFW_EVENT_MAX,
 };
+
 #define KFW_EVENT_MAX		(__KFW_EVENT_MAX - 1)
 
 enum kfw_cmd {
@@ -75,6 +83,7 @@ enum kfw_cmd {
 	KFW_CMD_EVENTS,		/* multicast on "events": a batch of events */
 	__KFW_CMD_MAX,
 };
+
 #define KFW_CMD_MAX		(__KFW_CMD_MAX - 1)
 
 /* Top-level attributes. */
@@ -90,6 +99,7 @@ enum kfw_attr {
 	KFW_A_EVENT,		/* nest: enum kfw_event_attr (repeated) */
 	__KFW_A_MAX,
 };
+
 #define KFW_A_MAX		(__KFW_A_MAX - 1)
 
 /* A rule.  Absent match attributes mean "any". */
@@ -121,6 +131,7 @@ enum kfw_rule_attr {
 	KFW_RULE_A_SUPPRESSED,	/* u64: events this rule's limits suppressed */
 	__KFW_RULE_A_MAX,
 };
+
 #define KFW_RULE_A_MAX		(__KFW_RULE_A_MAX - 1)
 
 enum kfw_policy_attr {
@@ -129,6 +140,7 @@ enum kfw_policy_attr {
 	KFW_POLICY_A_ACTION,	/* u8: enum kfw_action */
 	__KFW_POLICY_A_MAX,
 };
+
 #define KFW_POLICY_A_MAX	(__KFW_POLICY_A_MAX - 1)
 
 /* The numbers of /proc/kfw/stats, under the same names. */
@@ -150,6 +162,7 @@ enum kfw_stats_attr {
 	KFW_STATS_A_EVENTS_NOBUFS,		/* u64 */
 	__KFW_STATS_A_MAX,
 };
+
 #define KFW_STATS_A_MAX		(__KFW_STATS_A_MAX - 1)
 
 /* One event inside a KFW_CMD_EVENTS batch. */
@@ -173,6 +186,7 @@ enum kfw_event_attr {
 	KFW_EVENT_A_SUPPRESSED,	/* u32: suppressed for this rule since its last event */
 	__KFW_EVENT_A_MAX,
 };
+
 #define KFW_EVENT_A_MAX		(__KFW_EVENT_A_MAX - 1)
 
 #endif /* _UAPI_LINUX_KFW_H */

@@ -104,8 +104,8 @@ var hostileWrites = []struct{ name, text string }{
 	{"good line then bad line", "add id=60 action=drop\nadd id=61 action=bogus\n"},
 	{"flush then bad line", "flush\npolicy hook=input action=drop\nadd id=1 action=bogus\n"},
 	// Bytes and sizes.
-	{"line of 256 bytes", "add id=1 action=drop" + strings.Repeat(" ", 256-20) + "\n"},
-	{"comment line of 256 bytes", "#" + strings.Repeat("x", 255) + "\n"},
+	{"line of 512 bytes", "add id=1 action=drop" + strings.Repeat(" ", 512-20) + "\n"},
+	{"comment line of 512 bytes", "#" + strings.Repeat("x", 511) + "\n"},
 	{"write of 4097 bytes", strings.Repeat("#"+strings.Repeat("x", 63)+"\n", 64) + "\n"},
 	{"5000 lines", strings.Repeat("\n", 5000)},
 	{"5000 adds", manyAdds(5000)},
