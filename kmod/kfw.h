@@ -7,6 +7,7 @@
 #ifndef _KFW_H
 #define _KFW_H
 
+#include <linux/atomic.h>
 #include <linux/bits.h>
 #include <linux/if.h>
 #include <linux/kref.h>
@@ -14,6 +15,7 @@
 #include <linux/netfilter.h>
 #include <linux/percpu.h>
 #include <linux/refcount.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/u64_stats_sync.h>
 #include <linux/workqueue.h>
@@ -33,7 +35,7 @@
 extern u64 kfw_instance;
 extern unsigned int kfw_max_rules;
 
-/* Deferred work of the module: table release now, event delivery later. */
+/* Deferred work of the module: table release and event delivery. */
 extern struct workqueue_struct *kfw_wq;
 
 /*
@@ -164,10 +166,7 @@ int kfw_policy_validate(u32 hook, u32 action, struct kfw_err *e);
 bool kfw_spec_equal(const struct kfw_rule_spec *a,
 		    const struct kfw_rule_spec *b);
 
-/*
- * Per-CPU counters of one rule.  events and suppressed belong to the event
- * pipeline; they are read (and printed) already.
- */
+/* Per-CPU counters of one rule; events and suppressed: kfw_events.c. */
 struct kfw_rule_pcpu {
 	u64_stats_t packets;
 	u64_stats_t bytes;
@@ -184,14 +183,28 @@ struct kfw_rule_counters {
 };
 
 /*
+ * An event token bucket: @tokens counts NSEC_PER_SEC per event, so that a
+ * rate of R events/s refills R tokens per nanosecond and no division is
+ * needed.  A raw spinlock: the critical section is a few instructions, it
+ * runs in the packet path, and it must not sleep on PREEMPT_RT either.
+ */
+struct kfw_bucket {
+	raw_spinlock_t lock;
+	u64 tokens;
+	u64 stamp;		/* ktime_get_ns() of the last refill, 0 = full */
+};
+
+/*
  * The state of a rule that outlives a table: a new table shares it with the
  * old one when a rule keeps its id and its whole spec, which is how
- * counters survive unrelated changes.  Also the home of the per-rule event
- * state (rate-limit bucket, suppressed-since-last) of the event pipeline.
+ * counters, the event bucket and the suppressed-since-last count survive
+ * unrelated changes.
  */
 struct kfw_rule_state {
 	refcount_t refcnt;
 	struct kfw_rule_pcpu __percpu *pcpu;
+	struct kfw_bucket bucket;	/* the rule's rate/burst */
+	atomic_t suppressed;		/* refused since its last event */
 };
 
 struct kfw_rule {
@@ -279,9 +292,9 @@ void kfw_hook_counters_read(u8 family, enum kfw_hook hook, u8 verdict,
 			    struct kfw_hook_counters *c);
 
 /*
- * kfw_stats.c: the numbers of /proc/kfw/stats (and, later, of
- * KFW_CMD_GET_STATS).  The event counters are in the order of their
- * KFW_STATS_A_EVENTS_* attributes, which are consecutive.
+ * kfw_stats.c: the numbers of /proc/kfw/stats and KFW_CMD_GET_STATS.  The
+ * event counters are in the order of their KFW_STATS_A_EVENTS_* attributes,
+ * which are consecutive.
  */
 enum kfw_event_stat {
 	KFW_EVSTAT_GENERATED,
@@ -300,6 +313,9 @@ struct kfw_event_stats_pcpu {
 };
 
 extern struct kfw_event_stats_pcpu __percpu *kfw_event_stats;
+
+/* Counts into this CPU's event counters; callers disable BHs. */
+void kfw_event_stat_add(enum kfw_event_stat stat, u64 n);
 
 struct kfw_stats {
 	u64 instance;
@@ -342,15 +358,28 @@ struct kfw_pkt {
 };
 
 /*
- * The one place the packet path reports a verdict to the event pipeline:
- * called for every drop (rule NULL = default policy) and for every packet
- * accepted by a rule with log=1, under rcu_read_lock() with BHs disabled.
- * The events issue fills it in (rate limits, per-CPU queue); until then
- * nothing is reported.
+ * kfw_events.c: drop and hit events.  kfw_event_packet() is the one place
+ * the packet path reports a verdict to the event pipeline: called for every
+ * drop (rule NULL = default policy) and for every packet accepted by a rule
+ * with log=1, under rcu_read_lock() with BHs disabled.
  */
-static inline void kfw_event_packet(const struct kfw_pkt *pkt,
-				    const struct kfw_rule *rule, u8 verdict)
-{
-}
+void kfw_event_packet(const struct kfw_pkt *pkt, const struct kfw_rule *rule,
+		      u8 verdict);
+void kfw_bucket_init(struct kfw_bucket *b);
+int kfw_events_init(void);	/* the per-CPU queues */
+void kfw_events_stop(void);	/* no work runs or sends after this */
+void kfw_events_exit(void);	/* free the queues, after stop */
+
+/* kfw_genl.c: the generic netlink family and its "events" group. */
+struct genl_family;
+
+enum kfw_mcgrp {
+	KFW_MCGRP_EVENTS,
+};
+
+extern struct genl_family kfw_genl_family;
+
+int kfw_genl_init(void);	/* register the family */
+void kfw_genl_exit(void);	/* unregister it, wait for commands */
 
 #endif /* _KFW_H */

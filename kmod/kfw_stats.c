@@ -3,8 +3,8 @@
  * kfw: the module-wide numbers of /proc/kfw/stats.
  *
  * The event counters are per-CPU; the event pipeline counts into them (on
- * the CPU that saw the packet, or the CPU its drain worker runs on) and this
- * file sums them for readers.
+ * the CPU that saw the packet, or the CPU its drain work runs on, always
+ * with BHs disabled) and this file sums them for readers.
  */
 #include <linux/percpu.h>
 #include <linux/rcupdate.h>
@@ -43,6 +43,15 @@ int kfw_stats_init(void)
 void kfw_stats_exit(void)
 {
 	free_percpu(kfw_event_stats);
+}
+
+void kfw_event_stat_add(enum kfw_event_stat stat, u64 n)
+{
+	struct kfw_event_stats_pcpu *p = this_cpu_ptr(kfw_event_stats);
+
+	u64_stats_update_begin(&p->syncp);
+	u64_stats_add(&p->v[stat], n);
+	u64_stats_update_end(&p->syncp);
 }
 
 /* One consistent view of the table's numbers, plus the live counters. */

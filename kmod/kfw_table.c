@@ -49,6 +49,8 @@ static struct kfw_rule_state *kfw_rule_state_alloc(void)
 	}
 	for_each_possible_cpu(cpu)
 		u64_stats_init(&per_cpu_ptr(st->pcpu, cpu)->syncp);
+	kfw_bucket_init(&st->bucket);
+	atomic_set(&st->suppressed, 0);
 	refcount_set(&st->refcnt, 1);
 	return st;
 }
