@@ -63,10 +63,19 @@ type listenConn struct {
 // dialListenConn opens a generic netlink socket for multicast reception.
 // The receive buffer is best effort (SO_RCVBUFFORCE needs CAP_NET_ADMIN, the
 // fallback is capped by net.core.rmem_max): a failure is only logged.
+//
+// NETLINK_BROADCAST_ERROR makes the kernel's multicast fail with ENOBUFS
+// when this socket's buffer is full, even if other listeners took the
+// batch: that is how kfw learns that it must send sync batches (the
+// exact loss count) and counts events_nobufs.
 func dialListenConn(readBuffer int, log *slog.Logger) (eventConn, error) {
 	c, err := genetlink.Dial(&netlink.Config{MessageBufferSize: messageBufferSize})
 	if err != nil {
 		return nil, fmt.Errorf("open generic netlink socket: %w", err)
+	}
+	if err := c.SetOption(netlink.BroadcastError, true); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("enable NETLINK_BROADCAST_ERROR: %w", err)
 	}
 	if err := c.SetReadBuffer(readBuffer); err != nil {
 		log.Warn("cannot set the receive buffer; overruns are more likely", "bytes", readBuffer, "err", err)
