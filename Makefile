@@ -96,3 +96,22 @@ test: debug-kernel
 
 clean:
 	rm -rf bin build
+
+# ---------------------------------------------------------------------------
+# make run: the lab on this machine (cmd/kfwrun; README.md, "Quick start").
+# It builds what the guest runs, kfw.ko for RUN_KERNEL, boots the VM with
+# traffic and kfw_exporter, starts Prometheus on 127.0.0.1:19090 and runs
+# until Ctrl-C. RUN_FOR=90s instead checks the lab once ready, runs that long,
+# checks again and stops (the exit status says whether the checks passed).
+# RUN_ARGS: more kfwrun flags (bin/kfwrun up -h).
+RUN_KERNEL ?= generic
+RUN_FOR ?=
+RUN_ARGS ?=
+
+.PHONY: run install dkms-install uninstall
+
+run: build
+	$(GOBUILD) -o bin/kfwtraffic ./cmd/kfwtraffic
+	$(GOBUILD) -o bin/kfwrun ./cmd/kfwrun
+	bin/kfwlab modules -kernel $(RUN_KERNEL)
+	bin/kfwrun up -kernel $(RUN_KERNEL) $(if $(RUN_FOR),-for $(RUN_FOR)) $(RUN_ARGS)
