@@ -115,3 +115,78 @@ run: build
 	$(GOBUILD) -o bin/kfwrun ./cmd/kfwrun
 	bin/kfwlab modules -kernel $(RUN_KERNEL)
 	bin/kfwrun up -kernel $(RUN_KERNEL) $(if $(RUN_FOR),-for $(RUN_FOR)) $(RUN_ARGS)
+
+# ---------------------------------------------------------------------------
+# Installing on a host (README.md, "Install on a host"): make install puts
+# kfw_exporter, kfwctl and their systemd units, user and module-load entry in
+# place; make dkms-install registers kfw.ko with DKMS, which rebuilds it for
+# every new kernel; make uninstall undoes both. DESTDIR stages everything
+# under another root: then nothing is started or reloaded, and DKMS works in
+# DESTDIR's own trees (no depmod, no signing key in /var/lib/dkms).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MODULESLOADDIR ?= $(PREFIX)/lib/modules-load.d
+DKMS ?= dkms
+DKMS_KERNEL ?= $(shell uname -r)
+
+UNITS := kfw_exporter.service kfw-rules.service
+DKMS_SRC = $(DESTDIR)/usr/src/kfw-$(VERSION)
+KMOD_SOURCES := kmod/Kbuild kmod/Makefile kmod/dkms.conf \
+	$(filter-out %.mod.c,$(wildcard kmod/*.c)) $(wildcard kmod/*.h)
+DKMS_FLAGS = $(if $(DESTDIR),--sourcetree $(DESTDIR)/usr/src --dkmstree $(DESTDIR)/var/lib/dkms \
+	--installtree $(DESTDIR)/lib/modules --kernelsourcedir /lib/modules/$(DKMS_KERNEL)/build --no-depmod)
+DKMS_RUN = $(if $(DESTDIR),mok_signing_key=$(DESTDIR)/var/lib/dkms/mok.key \
+	mok_certificate=$(DESTDIR)/var/lib/dkms/mok.pub) $(DKMS)
+# systemd runs here and we install into the real root.
+SYSTEMD_LIVE = $(if $(DESTDIR),,$(wildcard /run/systemd/system))
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MODULESLOADDIR) $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(SYSCONFDIR)/kfw
+	install -m 0755 bin/kfw_exporter bin/kfwctl $(DESTDIR)$(BINDIR)/
+	for unit in $(UNITS); do \
+		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/$$unit.in \
+			>$(DESTDIR)$(UNITDIR)/$$unit; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \
+	done
+	install -m 0644 packaging/kfw_exporter.sysusers $(DESTDIR)$(SYSUSERSDIR)/kfw_exporter.conf
+	install -m 0644 packaging/kfw.modules-load $(DESTDIR)$(MODULESLOADDIR)/kfw.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/default/kfw_exporter || \
+		install -m 0644 packaging/kfw_exporter.default $(DESTDIR)$(SYSCONFDIR)/default/kfw_exporter
+	$(if $(SYSTEMD_LIVE),systemd-sysusers $(SYSUSERSDIR)/kfw_exporter.conf)
+	$(if $(SYSTEMD_LIVE),systemctl daemon-reload)
+	@echo "installed; next: make dkms-install, then systemctl enable --now kfw_exporter.service;"
+	@echo "save rules for boot with kfwctl rules save >$(SYSCONFDIR)/kfw/rules && systemctl enable kfw-rules.service"
+
+dkms-install:
+	@if $(DKMS_RUN) status -m kfw -v $(VERSION) $(DKMS_FLAGS) 2>/dev/null | grep -q .; then \
+		echo "$(DKMS) remove -m kfw -v $(VERSION) --all"; \
+		$(DKMS_RUN) remove -m kfw -v $(VERSION) --all $(DKMS_FLAGS); \
+	fi
+	rm -rf $(DKMS_SRC)
+	install -d $(DKMS_SRC)/uapi
+	install -m 0644 $(KMOD_SOURCES) $(DKMS_SRC)/
+	install -m 0644 kmod/uapi/*.h $(DKMS_SRC)/uapi/
+	$(if $(DESTDIR),install -d $(DESTDIR)/var/lib/dkms $(DESTDIR)/lib/modules/$(DKMS_KERNEL))
+	$(DKMS_RUN) add -m kfw -v $(VERSION) $(DKMS_FLAGS)
+	$(DKMS_RUN) build -m kfw -v $(VERSION) -k $(DKMS_KERNEL) $(DKMS_FLAGS)
+	$(DKMS_RUN) install -m kfw -v $(VERSION) -k $(DKMS_KERNEL) $(DKMS_FLAGS)
+
+# Leaves the kfw-exporter user (systemd never deletes users), an edited
+# /etc/default/kfw_exporter and your saved /etc/kfw/rules.
+uninstall:
+	$(if $(SYSTEMD_LIVE),systemctl disable --now $(UNITS) || true)
+	rm -f $(DESTDIR)$(BINDIR)/kfw_exporter $(DESTDIR)$(BINDIR)/kfwctl \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+		$(DESTDIR)$(SYSUSERSDIR)/kfw_exporter.conf $(DESTDIR)$(MODULESLOADDIR)/kfw.conf
+	if cmp -s packaging/kfw_exporter.default $(DESTDIR)$(SYSCONFDIR)/default/kfw_exporter; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/default/kfw_exporter; fi
+	if [ -d $(DESTDIR)$(SYSCONFDIR)/kfw ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(SYSCONFDIR)/kfw; fi
+	if command -v $(DKMS) >/dev/null && $(DKMS_RUN) status -m kfw -v $(VERSION) $(DKMS_FLAGS) 2>/dev/null | grep -q .; then \
+		$(DKMS_RUN) remove -m kfw -v $(VERSION) --all $(DKMS_FLAGS); fi
+	rm -rf $(DKMS_SRC)
+	$(if $(SYSTEMD_LIVE),systemctl daemon-reload)
