@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // These tests use real generic netlink sockets of the machine running them,
@@ -43,6 +45,25 @@ func TestRealMembershipList(t *testing.T) {
 	}
 	if _, err := ml.IsMember(5000); err == nil {
 		t.Error("group beyond the bitmap: no error")
+	}
+}
+
+// The kernel tells kfw about a full buffer only on sockets that ask for it.
+func TestRealBroadcastError(t *testing.T) {
+	c := dialOrSkip(t)
+	rc, err := c.(listenConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		v, serr = unix.GetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_BROADCAST_ERROR)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if serr != nil || v != 1 {
+		t.Errorf("NETLINK_BROADCAST_ERROR = %d, %v; want 1", v, serr)
 	}
 }
 
