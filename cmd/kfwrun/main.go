@@ -37,8 +37,9 @@ import (
 )
 
 const (
-	exitFailure = 1
-	exitUsage   = 2
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130 // as a shell reports SIGINT
 )
 
 func main() {
@@ -143,6 +144,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := up(ctx, cfg); err != nil {
 		fmt.Fprintln(stderr, "kfwrun:", err)
+		if ctx.Err() != nil {
+			return exitInterrupted
+		}
 		return exitFailure
 	}
 	return 0
@@ -171,7 +175,7 @@ func runExec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	code, err := remoteExec(ctx, st.AgentAddress, strings.TrimSpace(string(token)), fs.Args(), stdin, stdout, stderr)
 	switch {
 	case ctx.Err() != nil:
-		return 130
+		return exitInterrupted
 	case errors.Is(err, syscall.ECONNREFUSED):
 		fmt.Fprintf(stderr, "kfwrun exec: nothing answers at %s: is the VM still booting?\n", st.AgentAddress)
 		return exitFailure

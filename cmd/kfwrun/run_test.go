@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,17 +75,33 @@ func TestMakeRun(t *testing.T) {
 	}
 	assertNothingLeft(t, cfg)
 
-	// Once more, interrupted when ready.
+	// Once more: when ready, run the commands the instructions suggest,
+	// then interrupt it as Ctrl-C does.
 	out.reset()
 	cfg.runFor = 0
 	ctx, cancel := context.WithCancel(context.Background())
+	examples := make(chan error, 1)
+	var once sync.Once
 	out.onLine = func(line string) {
 		if strings.HasPrefix(line, "The kfw lab is running.") {
-			cancel()
+			once.Do(func() {
+				go func() {
+					examples <- runExamples(t, cfg)
+					cancel()
+				}()
+			})
 		}
 	}
 	if err := up(ctx, cfg); err != nil {
 		t.Fatalf("make run, interrupted when ready: %v", err)
+	}
+	select {
+	case err := <-examples:
+		if err != nil {
+			t.Error(err)
+		}
+	default:
+		t.Error("the lab never said it was running")
 	}
 	if !strings.Contains(out.String(), "interrupted: stopping the VM and Prometheus") {
 		t.Errorf("the second run was not interrupted when ready:\n%s", out.String())
@@ -92,6 +110,76 @@ func TestMakeRun(t *testing.T) {
 	if !t.Failed() {
 		os.RemoveAll(stateDir)
 	}
+}
+
+// runExamples runs the commands the instructions suggest through the
+// agent, as kfwrun exec does with the state the lab recorded. An endless
+// one is interrupted after its first line of output.
+func runExamples(t *testing.T, cfg config) error {
+	st, err := readState(cfg.stateDir)
+	if err != nil {
+		return err
+	}
+	if !labRunning(cfg.stateDir) {
+		return errors.New("kfwrun exec would say the lab is not running")
+	}
+	token, err := os.ReadFile(st.TokenFile)
+	if err != nil {
+		return err
+	}
+	for _, ex := range vmExamples {
+		ctx, cancel := context.WithCancel(context.Background())
+		stdout := firstLine{onLine: func() {}}
+		if ex.endless {
+			stdout.onLine = cancel
+		}
+		var stderr strings.Builder
+		code, err := remoteExec(ctx, st.AgentAddress, strings.TrimSpace(string(token)), ex.argv, nil, &stdout, &stderr)
+		cancel()
+		switch {
+		case ex.endless && errors.Is(err, context.Canceled) && stdout.seen():
+			t.Logf("kfwrun exec %s: %s...", strings.Join(ex.argv, " "), stdout.first())
+		case ex.endless:
+			return fmt.Errorf("kfwrun exec %s: %v before any output; stderr: %s", strings.Join(ex.argv, " "), err, stderr.String())
+		case err != nil || code != 0 || !stdout.seen():
+			return fmt.Errorf("kfwrun exec %s: status %d, %v; stderr: %s", strings.Join(ex.argv, " "), code, err, stderr.String())
+		default:
+			t.Logf("kfwrun exec %s: %s...", strings.Join(ex.argv, " "), stdout.first())
+		}
+	}
+	return nil
+}
+
+// firstLine records output and calls onLine once a line is complete.
+type firstLine struct {
+	mu     sync.Mutex
+	buf    strings.Builder
+	onLine func()
+	done   bool
+}
+
+func (f *firstLine) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf.Write(p)
+	if !f.done && strings.Contains(f.buf.String(), "\n") {
+		f.done = true
+		f.onLine()
+	}
+	return len(p), nil
+}
+
+func (f *firstLine) seen() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done
+}
+
+func (f *firstLine) first() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	line, _, _ := strings.Cut(f.buf.String(), "\n")
+	return line
 }
 
 // buildGuestBinaries builds what guest.sh runs, as make run does.

@@ -489,23 +489,48 @@ func rel(repo, path string) string {
 	return path
 }
 
+// vmExample is a command the instructions suggest running in the VM.
+type vmExample struct {
+	argv    []string
+	note    string
+	endless bool // runs until interrupted
+}
+
+// vmExamples are the commands the instructions suggest; TestMakeRun runs
+// each of them.
+var vmExamples = []vmExample{
+	{argv: []string{"kfwctl", "rules", "list"}, note: "any command, run as root in the VM"},
+	{argv: []string{"kfwctl", "events"}, note: "live drop and hit events, until Ctrl-C", endless: true},
+	{argv: []string{"cat", "/proc/kfw/rule_stats"}},
+	{argv: []string{"ip", "netns", "exec", "kfwc", "kfwtraffic", "send", "--udp", "10.10.2.2:7001", "--count", "10"},
+		note: "more traffic: the forward policy drops it"},
+}
+
 // instructions is what kfwrun prints once the lab is ready.
 func instructions(cfg config, st state) string {
 	execCmd := "bin/kfwrun exec"
 	if cfg.stateDir != filepath.Join(cfg.repo, "build", "run") {
 		execCmd += " --state " + cfg.stateDir
 	}
+	var examples strings.Builder
+	for i, ex := range vmExamples {
+		label := ""
+		if i == 0 {
+			label = "In the VM"
+		}
+		line := fmt.Sprintf("  %-12s %s %s", label, execCmd, strings.Join(ex.argv, " "))
+		if ex.note != "" {
+			line = fmt.Sprintf("%-60s (%s)", line, ex.note)
+		}
+		examples.WriteString(line + "\n")
+	}
 	return fmt.Sprintf(`
 The kfw lab is running. Ctrl-C stops it (the VM, the exporter in it and Prometheus).
 
   Metrics      curl -s localhost:%[1]d/metrics | grep ^kfw_
   Prometheus   %[2]s   (try rate(kfw_rule_packets_total[1m]); alerts: %[2]s/alerts)
-  In the VM    %[3]s kfwctl rules list        (any command, run as root in the VM)
-               %[3]s kfwctl events            (live drop and hit events)
-               %[3]s cat /proc/kfw/rule_stats
-               %[3]s ip netns exec kfwc kfwtraffic send --udp 10.10.2.2:7001 --count 10
-  Logs         %[4]s/ (exporter.log, traffic-*.log, console.log), %[5]s
+%[3]s  Logs         %[4]s/ (exporter.log, traffic-*.log, console.log), %[5]s
   Topology     kfwc 10.10.1.2 fd00:1::2 -> router kfwr -> kfws 10.10.2.2 fd00:2::2; rules: cmd/kfwrun/rules
 
-`, cfg.exporterPort, st.PrometheusURL, execCmd, rel(cfg.repo, cfg.vmDir()), rel(cfg.repo, filepath.Join(cfg.stateDir, "prometheus.log")))
+`, cfg.exporterPort, st.PrometheusURL, examples.String(), rel(cfg.repo, cfg.vmDir()), rel(cfg.repo, filepath.Join(cfg.stateDir, "prometheus.log")))
 }
