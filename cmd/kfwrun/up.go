@@ -119,12 +119,24 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	}
 }
 
+// session is one bring-up of the lab, from the lock to the stop.
+type session struct {
+	cfg        config
+	con        *console
+	kernel     lab.Kernel
+	withEvents bool   // the checks require events
+	token      string // the agent's
+	prom       *prometheus
+	vmDone     <-chan error // the VM's end
+	http       *http.Client
+}
+
 // up brings up the lab, waits until Prometheus scrapes the exporter in the
 // VM, prints where to look and then runs until ctx ends (Ctrl-C) or, with
 // runFor, until the checks are done. It stops everything it started before
 // it returns.
-func up(ctx context.Context, cfg config) (err error) {
-	con := &console{w: cfg.out, start: time.Now()}
+func up(ctx context.Context, cfg config) error {
+	s := &session{cfg: cfg, con: &console{w: cfg.out, start: time.Now()}, http: &http.Client{Timeout: 5 * time.Second}}
 	if err := os.MkdirAll(cfg.stateDir, 0o755); err != nil {
 		return err
 	}
@@ -133,7 +145,73 @@ func up(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	defer lock.Close()
-	if err := cleanStale(con, cfg.stateDir); err != nil {
+	if err := s.preflight(); err != nil {
+		return err
+	}
+
+	promConfig := filepath.Join(cfg.stateDir, "prometheus.yml")
+	if err := os.WriteFile(promConfig, []byte(prometheusConfig(cfg.repo, cfg.exporterPort)), 0o644); err != nil {
+		return err
+	}
+	s.prom, err = startPrometheus(cfg.prometheus, promConfig, filepath.Join(cfg.stateDir, "prometheus"),
+		filepath.Join(cfg.stateDir, "prometheus.log"), cfg.prometheusPort)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		s.prom.stop(10 * time.Second)
+		s.con.say("Prometheus stopped")
+	}()
+	s.con.say("Prometheus starting on %s (config %s)", s.prom.url, rel(cfg.repo, promConfig))
+
+	vm, err := s.bootVM(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		vm.Stop()
+		s.con.say("VM stopped; its logs: %s", rel(cfg.repo, cfg.vmDir()))
+	}()
+	st := state{
+		PID:            os.Getpid(),
+		ExporterURL:    cfg.exporterURL(),
+		PrometheusURL:  s.prom.url,
+		AgentAddress:   "127.0.0.1:" + strconv.Itoa(cfg.agentPort),
+		TokenFile:      filepath.Join(cfg.vmDir(), "token"),
+		KernelRelease:  s.kernel.Release,
+		VMLogDirectory: cfg.vmDir(),
+	}
+	if err := writeState(cfg.stateDir, st); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(cfg.stateDir, stateFile))
+
+	w := &waiter{ctx: ctx, con: s.con, vmDone: s.vmDone, prom: s.prom}
+	if err := s.waitReady(ctx, w); err != nil {
+		return err
+	}
+	s.con.print(instructions(cfg, st))
+	if cfg.runFor > 0 {
+		return s.runChecks(ctx, w)
+	}
+	select {
+	case <-ctx.Done():
+		s.con.print("\n")
+		s.con.say("interrupted: stopping the VM and Prometheus")
+		return nil
+	case err := <-s.vmDone:
+		return err
+	case <-s.prom.done:
+		return fmt.Errorf("prometheus exited (%v): see %s", s.prom.err, filepath.Join(cfg.stateDir, "prometheus.log"))
+	}
+}
+
+// preflight prepares a start: it stops what an earlier run left behind,
+// checks the ports and what the run needs, decides about the event checks
+// and empties the state directory of the last run's VM logs and data.
+func (s *session) preflight() error {
+	cfg := s.cfg
+	if err := cleanStale(s.con, cfg.stateDir); err != nil {
 		return err
 	}
 	for _, p := range []struct {
@@ -144,41 +222,28 @@ func up(ctx context.Context, cfg config) (err error) {
 			return err
 		}
 	}
-	k, err := checkPrerequisites(cfg)
-	if err != nil {
+	var err error
+	if s.kernel, err = checkPrerequisites(cfg); err != nil {
 		return err
 	}
 	ko := cfg.module
 	if ko == "" {
-		ko = lab.ModulePath(cfg.repo, k.Release)
+		ko = lab.ModulePath(cfg.repo, s.kernel.Release)
 	}
-	withEvents, err := wantEvents(cfg.events, ko)
-	if err != nil {
+	if s.withEvents, err = wantEvents(cfg.events, ko); err != nil {
 		return err
 	}
-	if cfg.runFor > 0 && !withEvents {
-		con.say("the checks leave out events (--events=%s; %s)", cfg.events, rel(cfg.repo, ko))
+	if cfg.runFor > 0 && !s.withEvents {
+		s.con.say("the checks leave out events (--events=%s; %s)", cfg.events, rel(cfg.repo, ko))
 	}
-	token, err := prepareStateDir(cfg)
-	if err != nil {
-		return err
-	}
+	s.token, err = prepareStateDir(cfg)
+	return err
+}
 
-	promConfig := filepath.Join(cfg.stateDir, "prometheus.yml")
-	if err := os.WriteFile(promConfig, []byte(prometheusConfig(cfg.repo, cfg.exporterPort)), 0o644); err != nil {
-		return err
-	}
-	prom, err := startPrometheus(cfg.prometheus, promConfig, filepath.Join(cfg.stateDir, "prometheus"),
-		filepath.Join(cfg.stateDir, "prometheus.log"), cfg.prometheusPort)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		prom.stop(10 * time.Second)
-		con.say("Prometheus stopped")
-	}()
-	con.say("Prometheus starting on %s (config %s)", prom.url, rel(cfg.repo, promConfig))
-
+// bootVM starts the lab VM with guest.sh as its payload; s.vmDone reports
+// its end.
+func (s *session) bootVM(ctx context.Context) (*lab.VM, error) {
+	cfg := s.cfg
 	env := []string{
 		"KFW_RUN_BIN=" + cfg.binDir,
 		"KFW_RUN_EXPORTER_PORT=" + strconv.Itoa(guestExporterPort),
@@ -188,7 +253,7 @@ func up(ctx context.Context, cfg config) (err error) {
 	if cfg.module != "" {
 		env = append(env, "KFW_KO="+cfg.module)
 	}
-	vmOut := &prefixWriter{c: con, prefix: "  vm: "}
+	out := &prefixWriter{c: s.con, prefix: "  vm: "}
 	vm, err := lab.Start(ctx, lab.Config{
 		Kernel:   cfg.kernel,
 		Command:  []string{"bash", filepath.Join(cfg.repo, "cmd", "kfwrun", "guest.sh")},
@@ -198,109 +263,84 @@ func up(ctx context.Context, cfg config) (err error) {
 		Timeout:  cfg.timeout,
 		LogDir:   cfg.vmDir(),
 		Name:     "run",
-		Stdout:   vmOut,
-		Stderr:   vmOut,
+		Stdout:   out,
+		Stderr:   out,
 		Repo:     cfg.repo,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	vmDone := make(chan error, 1)
+	done := make(chan error, 1)
 	go func() {
 		res, err := vm.Wait()
 		if err == nil {
-			err = fmt.Errorf("the lab VM stopped by itself: %w", res.Err())
+			err = errors.New("the lab VM stopped by itself")
+			if runErr := res.Err(); runErr != nil {
+				err = fmt.Errorf("%w: %w", err, runErr)
+			}
 		}
-		vmDone <- err
+		done <- err
 	}()
-	defer func() {
-		vm.Stop()
-		con.say("VM stopped; its logs: %s", rel(cfg.repo, cfg.vmDir()))
-	}()
-	con.say("booting the lab VM (%s kernel %s) under TCG: about 10-20 s, then the guest sets up", k.Name, k.Release)
+	s.vmDone = done
+	s.con.say("booting the lab VM (%s kernel %s) under TCG: about 10-20 s, then the guest sets up", s.kernel.Name, s.kernel.Release)
+	return vm, nil
+}
 
-	st := state{
-		PID:            os.Getpid(),
-		ExporterURL:    cfg.exporterURL(),
-		PrometheusURL:  prom.url,
-		AgentAddress:   "127.0.0.1:" + strconv.Itoa(cfg.agentPort),
-		TokenFile:      filepath.Join(cfg.vmDir(), "token"),
-		KernelRelease:  k.Release,
-		VMLogDirectory: cfg.vmDir(),
-	}
-	if err := writeState(cfg.stateDir, st); err != nil {
-		return err
-	}
-	defer os.Remove(filepath.Join(cfg.stateDir, stateFile))
-
-	w := waiter{ctx: ctx, con: con, vmDone: vmDone, prom: prom}
-	httpClient := &http.Client{Timeout: 5 * time.Second}
-	err = w.until("the exporter in the VM to report kfw_up 1", func() (bool, error) {
-		m, err := scrapeExporter(ctx, httpClient, cfg.exporterURL())
+// waitReady waits until the exporter reports kfw_up 1 and Prometheus has
+// scraped it.
+func (s *session) waitReady(ctx context.Context, w *waiter) error {
+	err := w.until("the exporter in the VM to report kfw_up 1", func() bool {
+		m, err := scrapeExporter(ctx, s.http, s.cfg.exporterURL())
 		if err != nil {
-			return false, nil // not up yet (qemu accepts, then closes, until the guest listens)
+			return false // not up yet (qemu accepts, then closes, until the guest listens)
 		}
 		v, _ := m.sum("kfw_up")
-		return v == 1, nil
+		return v == 1
 	})
 	if err != nil {
 		return err
 	}
-	con.say("the exporter answers at %s with kfw_up 1", cfg.exporterURL())
-	pc := newPromClient(prom.url)
-	err = w.until(`Prometheus to scrape it (up{job="kfw"} == 1)`, func() (bool, error) {
+	s.con.say("the exporter answers at %s with kfw_up 1", s.cfg.exporterURL())
+	pc := newPromClient(s.prom.url)
+	err = w.until(`Prometheus to scrape it (up{job="kfw"} == 1)`, func() bool {
 		up, err := pc.query(ctx, `up{job="kfw"}`)
-		return err == nil && len(up) == 1 && up[0].Value == 1, nil
+		return err == nil && len(up) == 1 && up[0].Value == 1
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		s.con.say("ready: Prometheus scrapes the exporter")
 	}
-	con.say("ready: Prometheus scrapes the exporter")
-	con.print(instructions(cfg, st))
-
-	if cfg.runFor == 0 {
-		select {
-		case <-ctx.Done():
-			con.print("\n")
-			con.say("interrupted: stopping the VM and Prometheus")
-			return nil
-		case err := <-vmDone:
-			return err
-		case <-prom.done:
-			return fmt.Errorf("prometheus exited (%v): see %s", prom.err, filepath.Join(cfg.stateDir, "prometheus.log"))
-		}
-	}
-	return runChecks(ctx, cfg, withEvents, con, &w, httpClient, pc, token)
+	return err
 }
 
 // runChecks is the automated test of the lab (--for): checks when ready,
 // again after cfg.runFor.
-func runChecks(ctx context.Context, cfg config, withEvents bool, con *console, w *waiter, httpClient *http.Client, pc *promClient, token string) error {
+func (s *session) runChecks(ctx context.Context, w *waiter) error {
+	pc := newPromClient(s.prom.url)
 	check := func(history bool) (metrics, error) {
-		m, err := scrapeExporter(ctx, httpClient, cfg.exporterURL())
+		m, err := scrapeExporter(ctx, s.http, s.cfg.exporterURL())
 		if err != nil {
 			return nil, err
 		}
-		return m, errors.Join(checkExporter(m, withEvents), checkPrometheus(ctx, pc, history),
-			checkAgent(ctx, cfg, token))
+		return m, errors.Join(checkExporter(m, s.withEvents), checkPrometheus(ctx, pc, history),
+			checkAgent(ctx, s.cfg, s.token))
 	}
-	con.say("checking the exporter, Prometheus and the agent")
+	s.con.say("checking the exporter, Prometheus and the agent")
 	m1, err := check(false)
 	if err != nil {
 		return fmt.Errorf("checks failed:\n%w", err)
 	}
-	con.say("checks passed; running %v more", cfg.runFor)
-	if err := w.sleep(cfg.runFor); err != nil {
+	s.con.say("checks passed; running %v more", s.cfg.runFor)
+	if err := w.sleep(s.cfg.runFor); err != nil {
 		return err
 	}
-	m2, err := check(cfg.runFor >= 2*scrapeInterval)
+	m2, err := check(s.cfg.runFor >= 2*scrapeInterval)
 	if err == nil {
 		err = checkGrowth(m1, m2)
 	}
 	if err != nil {
-		return fmt.Errorf("checks after %v failed:\n%w", cfg.runFor, err)
+		return fmt.Errorf("checks after %v failed:\n%w", s.cfg.runFor, err)
 	}
-	con.say("checks passed again after %v: stopping", cfg.runFor)
+	s.con.say("checks passed again after %v: stopping", s.cfg.runFor)
 	return nil
 }
 
@@ -336,18 +376,14 @@ type waiter struct {
 
 // until polls cond every half second until it holds; it fails when ctx
 // ends or the VM or Prometheus stops, and says every 15 s what it waits for.
-func (w *waiter) until(what string, cond func() (bool, error)) error {
+func (w *waiter) until(what string, cond func() bool) error {
 	w.con.say("waiting for %s", what)
 	start := time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	nextNote := start.Add(15 * time.Second)
 	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
+		if cond() {
 			return nil
 		}
 		if time.Now().After(nextNote) {
