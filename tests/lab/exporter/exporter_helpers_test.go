@@ -1,0 +1,404 @@
+//go:build labvm
+
+// Package exporter tests kfw_exporter inside a lab VM: the real binary
+// ($KFW_BIN/kfw_exporter) as a subprocess, scraped over HTTP while known
+// traffic crosses the real module. Every test loads a fresh module and
+// unloads it.
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+)
+
+// hangLimit bounds every wait: a slow emulated machine gets there well
+// within it, a broken exporter or kernel never does. Nothing is asserted
+// about time.
+const hangLimit = 120 * time.Second
+
+// loadModule loads a fresh kfw with params for the test and unloads it when
+// the test ends; the test fails if the kernel logs a problem meanwhile.
+func loadModule(t *testing.T, params ...string) {
+	t.Helper()
+	if guest.ModuleLoaded(guest.ModuleName) {
+		t.Fatal("kfw is already loaded: a previous test leaked it")
+	}
+	mark, err := guest.MarkLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := guest.LoadModule(params...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if guest.ModuleLoaded(guest.ModuleName) {
+			if err := guest.UnloadModule(); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := guest.CheckLogSince(mark); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// waitFor polls cond until it holds, failing after hangLimit with the last
+// state cond described.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(hangLimit)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s; last state: %s", what, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var procKFW = filepath.Join("/proc", abi.ProcDir)
+
+func readProc(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(procKFW, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// writeRules writes lines to /proc/kfw/rules as one transaction.
+func writeRules(t *testing.T, lines ...string) {
+	t.Helper()
+	text := strings.Join(lines, "\n") + "\n"
+	f, err := os.OpenFile(filepath.Join(procKFW, abi.ProcRules), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n, err := f.Write([]byte(text)); err != nil || n != len(text) {
+		t.Fatalf("writing rules %q: %d bytes, %v", lines, n, err)
+	}
+}
+
+// procStats reads /proc/kfw/stats.
+func procStats(t *testing.T) abi.ModuleStats {
+	t.Helper()
+	st, err := abi.ParseProcStats(strings.NewReader(readProc(t, abi.ProcStats)), abi.ProcStats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// procHooks reads /proc/kfw/hooks.
+func procHooks(t *testing.T) []abi.ProcHookCounters {
+	t.Helper()
+	rows, err := abi.ParseProcHooks(strings.NewReader(readProc(t, abi.ProcHooks)), abi.ProcHooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// procRuleStats reads /proc/kfw/rule_stats, by rule id.
+func procRuleStats(t *testing.T) map[uint32]abi.ProcRuleCounters {
+	t.Helper()
+	rows := map[uint32]abi.ProcRuleCounters{}
+	err := abi.ParseProcRuleStats(strings.NewReader(readProc(t, abi.ProcRuleStats)), abi.ProcRuleStats,
+		func(c abi.ProcRuleCounters) error {
+			rows[c.ID] = c
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// lockedBuffer collects a subprocess's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// exporterConfig says how to run kfw_exporter.
+type exporterConfig struct {
+	args []string            // flags besides the listen address
+	cred *syscall.Credential // nil: as root
+	caps []uintptr           // ambient capabilities (with cred)
+	// unixSocket serves on a Unix socket handed over by systemd socket
+	// activation (--web.systemd-socket) instead of a TCP port: scrapes
+	// then cross no netfilter hook and leave kfw's counters alone.
+	unixSocket bool
+	// client overrides the HTTP client (TLS); scheme is then "https".
+	client *http.Client
+	// user and password, if set, go with every request (basic auth).
+	user, password string
+}
+
+// exporter is a running kfw_exporter.
+type exporter struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	log    *lockedBuffer // stdout and stderr: its log
+	base   string        // URL up to the path, "http://127.0.0.1:PORT"
+	port   int           // TCP port; 0 on a Unix socket
+	client *http.Client
+	user   string // basic auth of every request, if set
+	pass   string
+
+	exited  chan struct{}
+	exitErr error // valid after exited
+	stopped bool  // stop was called
+}
+
+// startExporter starts $KFW_BIN/kfw_exporter and waits until it serves
+// /metrics. It is stopped with SIGTERM when the test ends, and the test
+// fails unless it then exits cleanly.
+func startExporter(t *testing.T, cfg exporterConfig) *exporter {
+	t.Helper()
+	bin, err := guest.Bin("kfw_exporter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &exporter{t: t, log: &lockedBuffer{}, exited: make(chan struct{}), client: cfg.client,
+		user: cfg.user, pass: cfg.password}
+	args := append([]string{"--log.level=debug"}, cfg.args...)
+	scheme := "http"
+	if e.client != nil {
+		scheme = "https"
+	}
+	if cfg.unixSocket {
+		var path string
+		e.cmd, path = unixSocketCommand(t, bin, args)
+		e.base = "http://kfw_exporter"
+		e.client = &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+		}}
+	} else {
+		e.port = freePort(t)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
+		e.cmd = exec.Command(bin, append(args, "--web.listen-address="+addr)...)
+		e.base = scheme + "://" + addr
+		if e.client == nil {
+			e.client = &http.Client{}
+		}
+	}
+	e.client.Timeout = 30 * time.Second
+	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred, AmbientCaps: cfg.caps, Pdeathsig: syscall.SIGKILL}
+	if err := e.cmd.Start(); err != nil {
+		t.Fatalf("starting kfw_exporter: %v", err)
+	}
+	for _, f := range e.cmd.ExtraFiles {
+		f.Close() // the child has its copy
+	}
+	go func() {
+		e.exitErr = e.cmd.Wait()
+		close(e.exited)
+	}()
+	t.Cleanup(func() {
+		if !e.stopped {
+			if err := e.stop(); err != nil {
+				t.Error(err)
+			}
+		}
+		if t.Failed() {
+			t.Logf("kfw_exporter's log:\n%s", e.log.String())
+		}
+	})
+	waitFor(t, "kfw_exporter to serve /metrics", func() (bool, string) {
+		select {
+		case <-e.exited:
+			t.Fatalf("kfw_exporter exited at start: %v\n%s", e.exitErr, e.log.String())
+		default:
+		}
+		status, _, err := e.get("/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		return status == http.StatusOK, fmt.Sprintf("HTTP %d", status)
+	})
+	return e
+}
+
+// unixSocketCommand returns a command that runs bin with a listening Unix
+// socket as file descriptor 3, announced as systemd does it, and the
+// socket's path. LISTEN_PID must be the exporter's own pid: a shell sets it
+// and execs the exporter.
+func unixSocketCommand(t *testing.T, bin string, args []string) (*exec.Cmd, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kfw_exporter.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.File()
+	ln.SetUnlinkOnClose(false) // f, a duplicate, keeps listening there
+	ln.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", append([]string{"-c",
+		`LISTEN_PID=$$ LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS; exec "$0" "$@"`,
+		bin, "--web.systemd-socket"}, args...)...)
+	cmd.ExtraFiles = []*os.File{f}
+	return cmd, path
+}
+
+// freePort returns a TCP port of the loopback nobody listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// get fetches a path, with the exporter's basic auth if it has one, and
+// returns the status and body.
+func (e *exporter) get(path string) (int, []byte, error) {
+	resp, body, err := e.request(path, e.user, e.pass)
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, body, nil
+}
+
+// request fetches a path with HTTP basic auth (none if user is empty).
+func (e *exporter) request(path, user, password string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, e.base+path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
+}
+
+// scrape fetches /metrics and parses it; anything but HTTP 200 with a
+// well-formed body fails the test.
+func (e *exporter) scrape() metrics {
+	e.t.Helper()
+	m, err := e.scrapeErr()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+func (e *exporter) scrapeErr() (metrics, error) {
+	status, body, err := e.get("/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scrape: %w", err)
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("scrape: HTTP %d: %.300s", status, body)
+	}
+	return parseMetrics(body)
+}
+
+// signal sends sig to the exporter.
+func (e *exporter) signal(sig syscall.Signal) {
+	e.t.Helper()
+	if err := e.cmd.Process.Signal(sig); err != nil {
+		e.t.Fatalf("kfw_exporter: %v: %v", sig, err)
+	}
+}
+
+// stop sends SIGTERM and waits for the exit; an exit status other than 0
+// is an error. Stopping an exporter that already exited reports how it did.
+func (e *exporter) stop() error {
+	e.stopped = true
+	select {
+	case <-e.exited:
+	default:
+		_ = e.cmd.Process.Signal(syscall.SIGCONT) // in case a test left it stopped
+		_ = e.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.exited:
+		case <-time.After(hangLimit):
+			_ = e.cmd.Process.Kill()
+			<-e.exited
+			return fmt.Errorf("kfw_exporter did not exit within %v of SIGTERM", hangLimit)
+		}
+	}
+	if e.exitErr != nil {
+		return fmt.Errorf("kfw_exporter exited with %v after SIGTERM", e.exitErr)
+	}
+	return nil
+}
+
+// waitSubscribed waits until the exporter reports kfw_netlink_subscribed 1.
+func (e *exporter) waitSubscribed() metrics {
+	e.t.Helper()
+	var m metrics
+	waitFor(e.t, "kfw_exporter to subscribe to the events group", func() (bool, string) {
+		m = e.scrape()
+		v, _ := m.value("kfw_netlink_subscribed")
+		return v == 1, fmt.Sprintf("kfw_netlink_subscribed %v", v)
+	})
+	return m
+}
+
+// waitEventsSettled waits until the exporter has accounted for every event
+// the kernel generated: received plus lost equals generated, in one
+// scrape. It holds when the exporter has been subscribed since the module
+// loaded, so that every event of this instance is its to count.
+func (e *exporter) waitEventsSettled() metrics {
+	e.t.Helper()
+	var m metrics
+	waitFor(e.t, "kfw_exporter to receive or count as lost every event the kernel generated", func() (bool, string) {
+		m = e.scrape()
+		generated := m.mustValue(e.t, "kfw_kernel_events_generated_total")
+		received := m.sum("kfw_events_received_total")
+		lost := m.mustValue(e.t, "kfw_events_lost_total")
+		return received+lost == generated,
+			fmt.Sprintf("generated %v, received %v, lost %v", generated, received, lost)
+	})
+	return m
+}
