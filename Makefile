@@ -32,6 +32,10 @@ GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 # Lab kernels for `make lab`: any of generic, rt, debug.
 LAB_KERNELS ?= generic
 LAB_TIMEOUT ?= 150m
+# Host tests outside tests/lab that boot the lab (generic kernel); `unit`
+# runs the same packages with -short, which skips exactly these.
+LAB_HOST_TESTS := TestMakeRun|TestDKMS|TestREADME
+LAB_HOST_PKGS := ./cmd/kfwrun ./packaging .
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 BINS := bin/kfw_exporter bin/kfwctl bin/kfwlab
@@ -42,13 +46,17 @@ help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST) | head -5
 	@echo
 	@echo "  deps          install missing Debian packages (scripts/deps.sh)"
-	@echo "  build         bin/kfw_exporter, bin/kfwctl, bin/kfwlab"
+	@echo "  build         bin/: kfw_exporter, kfwctl, kfwlab, kfwtraffic, kfwrun"
 	@echo "  modules       kfw.ko for every lab kernel, in build/kmod/<release>/"
 	@echo "  debug-kernel  build (or reuse from cache) the KASAN/lockdep/kmemleak kernel"
 	@echo "  kmod-check    sparse and checkpatch over kmod/"
 	@echo "  lint          gofmt, go vet, staticcheck"
 	@echo "  unit          Go unit tests with -race (no VM)"
-	@echo "  lab           the in-VM suites on LAB_KERNELS (default: generic)"
+	@echo "  lab           the in-VM suites on LAB_KERNELS (default: generic), then the"
+	@echo "                host tests that boot the lab (make run, DKMS, README)"
+	@echo "  run           the lab VM with rules, traffic, kfw_exporter and a local Prometheus"
+	@echo "  install       kfw_exporter, kfwctl, systemd units (DESTDIR, PREFIX)"
+	@echo "  dkms-install  register kmod/ with DKMS; uninstall undoes both installs"
 
 deps:
 	@scripts/deps.sh
@@ -57,6 +65,8 @@ build: deps
 	$(GOBUILD) -o bin/kfw_exporter .
 	$(GOBUILD) -o bin/kfwctl ./cmd/kfwctl
 	$(GOBUILD) -o bin/kfwlab ./cmd/kfwlab
+	$(GOBUILD) -o bin/kfwtraffic ./cmd/kfwtraffic
+	$(GOBUILD) -o bin/kfwrun ./cmd/kfwrun
 
 # kfw.ko for each lab kernel that exists (the debug one only once built).
 modules: build
@@ -86,6 +96,8 @@ lab: modules
 	@mkdir -p build
 	KFW_LAB_KERNELS=$(LAB_KERNELS) $(GO) test -count=1 -p 1 -timeout $(LAB_TIMEOUT) -v ./tests/lab/... \
 		2>&1 | tee build/lab-test.log
+	$(GO) test -count=1 -p 1 -timeout $(LAB_TIMEOUT) -v -run '$(LAB_HOST_TESTS)' $(LAB_HOST_PKGS) \
+		2>&1 | tee build/lab-host-test.log
 
 check: kmod-check lint unit
 	$(MAKE) lab LAB_KERNELS=generic
@@ -111,8 +123,6 @@ RUN_ARGS ?=
 .PHONY: run install dkms-install uninstall
 
 run: build
-	$(GOBUILD) -o bin/kfwtraffic ./cmd/kfwtraffic
-	$(GOBUILD) -o bin/kfwrun ./cmd/kfwrun
 	bin/kfwlab modules -kernel $(RUN_KERNEL)
 	bin/kfwrun up -kernel $(RUN_KERNEL) $(if $(RUN_FOR),-for $(RUN_FOR)) $(RUN_ARGS)
 
