@@ -22,7 +22,7 @@ import (
 // and the kernel's events_generated at that quiet point.
 func prime(t *testing.T, rec *recorder, instance uint64, send func(cpu int) error) (tally, uint64) {
 	t.Helper()
-	for cpu := range cpus(t) {
+	for cpu := range cpus() {
 		before := len(rec.eventsWhere(onCPUOf(instance, cpu)))
 		if err := send(cpu); err != nil {
 			t.Fatal(err)
@@ -88,7 +88,7 @@ func checkBothCPUs(t *testing.T, rec *recorder, instance uint64, ncpu int) {
 // reads as fast as it can: every event generated is received or counted
 // lost, exactly, and each CPU's events arrive in order.
 func TestBurstAccounting(t *testing.T) {
-	ncpu := cpus(t)
+	ncpu := cpus()
 	loadModule(t)
 	conns := loopbackDrops(t, ncpu)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
@@ -115,7 +115,7 @@ func TestBurstAccounting(t *testing.T) {
 // overrun, and once it reads again, gaps and sync batches account for
 // exactly what it did not receive.
 func TestSocketOverflow(t *testing.T) {
-	ncpu := cpus(t)
+	ncpu := cpus()
 	loadModule(t, "event_sync_ms=20")
 	conns := loopbackDrops(t, ncpu)
 	// SO_RCVBUFFORCE of one byte gives the kernel's minimum: a batch or two.
@@ -163,7 +163,7 @@ func TestSocketOverflow(t *testing.T) {
 // The listener's count of lost events is exactly the kernel's count of
 // queue overflows.
 func TestQueueOverflow(t *testing.T) {
-	ncpu := cpus(t)
+	ncpu := cpus()
 	loadModule(t, "event_queue_len=1")
 	topo := newTopology(t)
 	writeRules(t, fmt.Sprintf("add id=1 action=drop family=ipv4 proto=udp src=%s hooks=forward", topo.Client.IPv4.Addr()))

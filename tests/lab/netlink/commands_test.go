@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -219,4 +220,50 @@ func TestCommandsRoundTrip(t *testing.T) {
 		"flush\npolicy hook=input action=accept\npolicy hook=forward action=drop\npolicy hook=output action=accept\n")
 	step("empty replace", func() error { return cl.Replace(ctx(t), nil, nil) },
 		"flush\npolicy hook=input action=accept\npolicy hook=forward action=drop\npolicy hook=output action=accept\n")
+}
+
+// TestOtherNamespace uses the family from a network namespace other than
+// the initial one (netnsok): commands work there on the one global table,
+// but events are multicast in the initial namespace only, so a listener
+// in the other namespace hears nothing while one in the initial
+// namespace hears every drop, including that namespace's.
+func TestOtherNamespace(t *testing.T) {
+	loadModule(t)
+	ns := newNetNS(t)
+	var cl *netlinkclient.Client
+	inNS(t, ns, func() (err error) {
+		cl, err = netlinkclient.Dial(abi.GenlName)
+		return err
+	})
+	defer cl.Close()
+	addRule(t, cl, "id=1 action=drop proto=udp dport=9 hooks=output")
+	if got := procStats(t).Rules; got != 1 {
+		t.Fatalf("a rule added from another namespace: %d rules in the table", got)
+	}
+
+	outside := subscribe(t, netlinkclient.SubscriberConfig{})
+	inside := subscribeIn(t, ns, netlinkclient.SubscriberConfig{})
+	c := dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
+	if err := sendDropped(c, 10, 8); err != nil {
+		t.Fatal(err)
+	}
+	instance := procStats(t).Instance
+	if generated, _ := checkAccounting(t, outside, instance, tally{}, 0); generated != 10 {
+		t.Errorf("generated %d events for 10 drops", generated)
+	}
+	if n := len(inside.eventsWhere(nil)); n != 0 {
+		t.Errorf("a listener outside the initial namespace received %d events", n)
+	}
+}
+
+// TestFamilyAlias checks that asking for the family by name can load the
+// module: kfw.ko carries the generic netlink alias modprobe looks for.
+func TestFamilyAlias(t *testing.T) {
+	out, err := guest.Run("modinfo", "-F", "alias", guest.ModulePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "net-pf-16-proto-16-family-kfw\n") {
+		t.Errorf("kfw.ko aliases %q lack net-pf-16-proto-16-family-kfw", out)
+	}
 }

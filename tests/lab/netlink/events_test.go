@@ -39,7 +39,7 @@ type eventCase struct {
 // or by a default policy at one hook, and checks every field of every
 // event against what was sent.
 func TestEventFields(t *testing.T) {
-	ncpu := cpus(t)
+	ncpu := cpus()
 	loadModule(t)
 	topo := newTopology(t)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -154,11 +155,24 @@ func (r *recorder) waitEvents(t *testing.T, what string, n int, keep func(*netli
 // joined the events group.
 func subscribe(t *testing.T, cfg netlinkclient.SubscriberConfig) *recorder {
 	t.Helper()
+	return subscribeIn(t, "", cfg)
+}
+
+// subscribeIn is subscribe in network namespace ns ("": the test's): Run
+// opens its sockets on its own goroutine, which stays in ns.
+func subscribeIn(t *testing.T, ns string, cfg netlinkclient.SubscriberConfig) *recorder {
+	t.Helper()
 	rec := newRecorder()
 	s := netlinkclient.NewSubscriber(cfg)
 	c, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(c, rec) }()
+	go func() {
+		if ns == "" {
+			done <- s.Run(c, rec)
+			return
+		}
+		done <- guest.InNetNS(ns, func() error { return s.Run(c, rec) })
+	}()
 	t.Cleanup(func() {
 		rec.resume()
 		cancel()

@@ -55,7 +55,7 @@ func TestEventRateProbe(t *testing.T) {
 	if os.Getenv("KFW_NETLINK_RATE_PROBE") != "1" {
 		t.Skip("a measurement: set KFW_NETLINK_RATE_PROBE=1 to run it")
 	}
-	ncpu := cpus(t)
+	ncpu := cpus()
 	loadModule(t, "event_rate_limit=0")
 	topo := newTopology(t)
 	writeRules(t, fmt.Sprintf("add id=1 action=drop family=ipv4 proto=udp src=%s hooks=forward", topo.Client.IPv4.Addr()))

@@ -158,7 +158,7 @@ func pacedDrops(t *testing.T, conns []*net.UDPConn, pause time.Duration) (stop f
 // themselves and receive the new instance's events, and the new
 // instance's accounting starts from zero and is exact.
 func TestReloadWhileSubscribed(t *testing.T) {
-	ncpu := cpus(t)
+	ncpu := cpus()
 	loadModule(t)
 	const ruleText = "add id=1 action=drop proto=udp dport=9 hooks=output"
 	conns := loopbackDrops(t, ncpu)

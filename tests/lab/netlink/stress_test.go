@@ -23,7 +23,7 @@ import (
 // missing after a flush: then the packets pass). The kernel must log no
 // problem and the accounting must stay exact.
 func TestStressTwoCPUs(t *testing.T) {
-	ncpu := cpus(t)
+	ncpu := twoCPUs(t)
 	loadModule(t)
 	conns := loopbackDrops(t, ncpu)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
