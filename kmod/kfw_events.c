@@ -44,6 +44,7 @@
 #include <linux/netdevice.h>
 #include <linux/overflow.h>
 #include <linux/percpu.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
 #include <linux/topology.h>
@@ -427,6 +428,8 @@ static void kfw_batch_send(struct kfw_batch *b)
 		break;
 	}
 	kfw_event_stat_add_bh(stat, 1);
+	/* a drain of long queues must not hog a non-preemptible CPU */
+	cond_resched();
 }
 
 /* Hands @n drained slots back to the producer. */
