@@ -20,7 +20,7 @@ cache_root=${KFW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kfw}/debug-kernel
 
 # Build settings. All of them are part of the cache key; bump recipe_rev
 # when the build steps below change what ends up in the cache.
-recipe_rev=1
+recipe_rev=2
 base_configs="x86_64_defconfig kvm_guest.config"
 make_targets="bzImage modules"
 
@@ -128,7 +128,7 @@ verify_config() {
 }
 
 # selftest_module builds a trivial module against the tree, to prove the
-# pruned tree still works as KDIR before it becomes the cache.
+# kept tree works as KDIR before it becomes the cache.
 selftest_module() {
 	local dir=$1/selftest
 	mkdir -p "$dir"
@@ -144,16 +144,26 @@ selftest_module() {
 	rm -rf "$dir"
 }
 
-# prune drops what only the final link needed; an external module build
-# needs the config, headers, Makefiles, scripts/, objtool and Module.symvers
-# (the same set Debian's linux-headers packages ship).
-prune() {
-	find "$ksrc" \( -name '*.o' -o -name '*.a' -o -name '*.ko' \) \
-		-not -path "$ksrc/scripts/*" -not -path "$ksrc/tools/*" -delete
-	rm -f "$ksrc"/vmlinux "$ksrc"/.tmp_vmlinux* \
-		"$ksrc"/arch/x86/boot/bzImage "$ksrc"/arch/x86/boot/vmlinux.bin \
-		"$ksrc"/arch/x86/boot/compressed/vmlinux \
-		"$ksrc"/arch/x86/boot/compressed/vmlinux.bin*
+# headers_tree copies out of the built tree what an external module build
+# reads: the set of the linux-headers package that "make bindeb-pkg" makes
+# (scripts/package/builddeb): the Makefiles, include/, scripts/, the
+# include and scripts dirs of arch/x86, objtool, Module.symvers and .config.
+# It is ~5% of the built tree; the sources and objects are not needed.
+headers_tree() {
+	local from=$1 to=$2
+	mkdir -p "$to"
+	(
+		cd "$from" || exit 1
+		{
+			find . arch/x86 -maxdepth 1 -name 'Makefile*'
+			find include scripts -type f -o -type l
+			find arch/x86 -name Kbuild.platforms -o -name Platform
+			find arch/x86 -type f \( -path '*/include/*' -o -path '*/scripts/*' \)
+			echo tools/objtool/objtool
+			echo Module.symvers
+			echo .config
+		} | tar -c -f - --no-recursion -T -
+	) | tar -x -f - -C "$to"
 }
 
 # abandon runs on exit while a build is in progress: nothing half-built
@@ -203,15 +213,17 @@ build_steps() {
 	ln -sfn ../../../../build "$modlib/build"
 	ln -sfn ../../../../build "$modlib/source"
 
-	note "pruning objects not needed for module builds"
-	prune
-	note "self-test: building a module against the pruned tree"
+	note "keeping only what module builds need"
+	headers_tree "$ksrc" "$tmp/headers"
+	rm -rf "$ksrc"
+	mv "$tmp/headers" "$ksrc"
+	note "self-test: building a module against the kept tree"
 	selftest_module "$tmp"
 }
 
 cmd_build() {
 	check_deps
-	local key dir tmp
+	local key dir
 	key=$(cache_key)
 	dir=$cache_root/$key
 	if is_complete "$dir"; then
@@ -229,6 +241,8 @@ cmd_build() {
 		return 0
 	fi
 	# Anything here is the leftover of an interrupted or failed build.
+	# tmp, ksrc and log are global: the EXIT trap runs after this function's
+	# locals are gone.
 	tmp=$dir.tmp
 	rm -rf "$tmp" "$dir"
 	mkdir -p "$tmp"
