@@ -171,8 +171,10 @@ func debugKernel(repo string) (Kernel, error) {
 		Image:      filepath.Join(dir, "vmlinuz"),
 		BuildDir:   filepath.Join(dir, "build"),
 		ModuleRoot: filepath.Join(dir, "modules"),
-		Args:       []string{"acpi=off"},
-		Kmemleak:   true,
+		// acpi=off: ACPI table evaluation takes over a minute under TCG with
+		// kmemleak; kasan_multi_shot: report every KASAN finding, not the first.
+		Args:     []string{"acpi=off", "kasan_multi_shot"},
+		Kmemleak: true,
 	}
 	for _, p := range []string{k.Image, k.BuildDir, k.ModulesDir()} {
 		if _, err := os.Stat(p); err != nil {

@@ -141,7 +141,7 @@ func TestDebugKernelFromScript(t *testing.T) {
 	}
 	if k.Release != release || k.Image != filepath.Join(cache, "vmlinuz") ||
 		k.BuildDir != filepath.Join(cache, "build") || k.ModuleRoot != filepath.Join(cache, "modules") ||
-		!k.Kmemleak || strings.Join(k.Args, " ") != "acpi=off" {
+		!k.Kmemleak || strings.Join(k.Args, " ") != "acpi=off kasan_multi_shot" {
 		t.Errorf("FindKernel(debug) = %+v", k)
 	}
 

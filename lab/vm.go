@@ -347,7 +347,9 @@ func qemuArgs(cfg Config, k Kernel, initrd string) []string {
 	kernelArgs = append(kernelArgs, cfg.KernelArgs...)
 	args := []string{
 		"-accel", "tcg", "-cpu", "max",
-		"-smp", strconv.Itoa(cfg.SMP), "-m", strconv.Itoa(cfg.MemoryMB),
+		// One socket per CPU: with acpi=off the guest reads the MP table,
+		// which lists one CPU per socket.
+		"-smp", fmt.Sprintf("%d,sockets=%d", cfg.SMP, cfg.SMP), "-m", strconv.Itoa(cfg.MemoryMB),
 		"-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot",
 		"-kernel", k.Image, "-initrd", initrd,
 		"-append", strings.Join(kernelArgs, " "),

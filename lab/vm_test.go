@@ -110,7 +110,7 @@ func TestQemuArgs(t *testing.T) {
 		Forwards: []Forward{{19100, 9100}, {2222, 22}}}
 	args := strings.Join(qemuArgs(cfg, k, "/repo/initrd.cpio"), " ")
 	for _, want := range []string{
-		"-accel tcg -cpu max -smp 4 -m 2048 -nographic -nodefaults -serial stdio -no-reboot",
+		"-accel tcg -cpu max -smp 4,sockets=4 -m 2048 -nographic -nodefaults -serial stdio -no-reboot",
 		"-kernel /k/vmlinuz -initrd /repo/initrd.cpio",
 		"console=ttyS0 loglevel=5 ",
 		" acpi=off nokaslr -virtfs",

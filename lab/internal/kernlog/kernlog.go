@@ -20,6 +20,7 @@ var problemPattern = regexp.MustCompile(strings.Join([]string{
 	`\bgeneral protection\b`,     // GPF
 	`\bKASAN\b`,                  // KASAN report
 	`\bUBSAN\b`,                  // UBSAN report
+	`\bODEBUG:`,                  // debugobjects (timers, work, rcu_head misuse)
 	`\bRCU stall\b`,              // wording used by some stall messages
 	`\bdetected stalls? on CPUs`, // rcu: INFO: rcu_preempt detected stalls on CPUs/tasks
 	`\bself-detected stall\b`,    // rcu: INFO: rcu_sched self-detected stall on CPU
