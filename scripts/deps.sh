@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="
-build-essential bc bison flex libelf-dev libssl-dev cpio kmod rsync
+build-essential bc bison flex libelf-dev libssl-dev cpio kmod rsync perl xz-utils
 sparse
 linux-image-amd64 linux-headers-amd64
 linux-image-rt-amd64 linux-headers-rt-amd64
