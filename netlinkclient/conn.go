@@ -30,11 +30,11 @@ type membershipLister interface {
 	IsMember(group uint32) (bool, error)
 }
 
-// controlConn resolves families; it is short-lived and never the listening
-// socket, whose Receive would block Execute (see FIELD-NOTES).
+// controlConn resolves families and asks the module for its stats; it is
+// short-lived and never the listening socket, whose Receive would block
+// Execute (see FIELD-NOTES).
 type controlConn interface {
-	ListFamilies() ([]genetlink.Family, error)
-	Close() error
+	commandConn
 }
 
 // nlctrl, the generic netlink controller: its fixed family id and the fixed

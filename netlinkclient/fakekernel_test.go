@@ -28,6 +28,9 @@ type fakeKernel struct {
 	joinErr  error // returned by JoinGroup for non-nlctrl groups
 	listErr  error // returned by ListFamilies
 	lists    int   // ListFamilies calls
+	// stats answers KFW_CMD_GET_STATS of the registered kfw family; nil:
+	// the request fails, as on a module that does not answer it.
+	stats *abi.ModuleStats
 	dialed   chan *fakeConn
 }
 
@@ -53,7 +56,7 @@ func (k *fakeKernel) subscriber(ticks chan time.Time) *Subscriber {
 }
 
 func (k *fakeKernel) dialControl() (controlConn, error) {
-	return genltest.Dial(genltest.CheckRequest(unix.GENL_ID_CTRL, unix.CTRL_CMD_GETFAMILY, netlink.Request|netlink.Dump,
+	listFamilies := genltest.CheckRequest(unix.GENL_ID_CTRL, unix.CTRL_CMD_GETFAMILY, netlink.Request|netlink.Dump,
 		func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
 			k.mu.Lock()
 			defer k.mu.Unlock()
@@ -75,7 +78,39 @@ func (k *fakeKernel) dialControl() (controlConn, error) {
 				})
 			}
 			return msgs, nil
-		})), nil
+		})
+	return genltest.Dial(func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error) {
+		if nreq.Header.Type == unix.GENL_ID_CTRL {
+			return listFamilies(greq, nreq)
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		f, ok := k.families[abi.GenlName]
+		if !ok || uint16(nreq.Header.Type) != f.ID || greq.Header.Command != abi.CmdGetStats || k.stats == nil {
+			return nil, genltest.Error(int(unix.EOPNOTSUPP))
+		}
+		return []genetlink.Message{{
+			Header: genetlink.Header{Command: abi.CmdGetStats, Version: abi.GenlVersion},
+			Data:   encodeStats(*k.stats),
+		}}, nil
+	}), nil
+}
+
+// encodeStats writes a KFW_CMD_GET_STATS reply's attributes.
+func encodeStats(st abi.ModuleStats) []byte {
+	ae := netlink.NewAttributeEncoder()
+	ae.Nested(abi.AttrStats, func(n *netlink.AttributeEncoder) error {
+		n.Uint32(abi.StatsAttrABIVersion, abi.Version)
+		n.String(abi.StatsAttrVersion, "0.0.0-fake")
+		n.Uint64(abi.StatsAttrInstance, st.Instance)
+		n.Uint64(abi.StatsAttrEventsGenerated, st.EventsGenerated)
+		return nil
+	})
+	b, err := ae.Encode()
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // encodeFamily writes a family the way nlctrl describes it.

@@ -56,3 +56,25 @@ func TestLossTrackerReset(t *testing.T) {
 		t.Errorf("lost %d, want 1", lost)
 	}
 }
+
+func TestLossTrackerOwnsFromStart(t *testing.T) {
+	var tr lossTracker
+	tr.ownsFromStart(7)
+	// Every CPU of instance 7 counts from 0: what was never seen is lost.
+	if lost := tr.cpu(7, 1).nextSeq(5); lost != 5 {
+		t.Errorf("a first mark of 5 lost %d, want 5", lost)
+	}
+	if lost := tr.cpu(7, 0).event(3); lost != 3 {
+		t.Errorf("a first event 3 lost %d, want 3", lost)
+	}
+	// Another instance starts at the first number seen.
+	if lost := tr.cpu(8, 0).event(4); lost != 0 {
+		t.Errorf("instance 8: a first event 4 lost %d, want 0", lost)
+	}
+	// A new subscription forgets it.
+	tr.ownsFromStart(9)
+	tr.reset()
+	if lost := tr.cpu(9, 0).event(6); lost != 0 {
+		t.Errorf("after a reset, a first event 6 lost %d, want 0", lost)
+	}
+}

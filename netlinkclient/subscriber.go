@@ -335,7 +335,38 @@ func (st *subscription) resolve() {
 		st.down(fmt.Errorf("join %q group %d of family %q: %w", abi.McastGroupEvents, groupID, fam.Name, err))
 		return
 	}
-	st.up(fam.ID, groupID)
+	st.up(fam.ID, groupID, st.untouchedInstance(fam))
+}
+
+// statsTimeout bounds the stats request that follows a join.
+const statsTimeout = 5 * time.Second
+
+// untouchedInstance returns the module's instance if it has generated no
+// event yet, else 0 (also when it cannot tell). Asked after joining: an
+// instance that had generated nothing by then sends every event it will
+// ever generate to this listener, so all its sequence numbers, from 0 on
+// every CPU, are this listener's to account for (docs/ABI.md, "Loss
+// accounting": "0 after a load"). Without this, a CPU whose first
+// batches overflowed the socket would start at a later number and hide
+// that loss.
+func (st *subscription) untouchedInstance(fam genetlink.Family) uint64 {
+	c, err := st.s.dialControl()
+	if err != nil {
+		st.s.log.Debug("cannot ask for the module's stats", "err", err)
+		return 0
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+	defer cancel()
+	stats, err := (&Client{conn: c, family: fam}).Stats(ctx)
+	if err != nil {
+		st.s.log.Debug("cannot ask for the module's stats: loss counting starts at the first sequence number seen", "err", err)
+		return 0
+	}
+	if stats.EventsGenerated != 0 {
+		return 0
+	}
+	return stats.Instance
 }
 
 // stillMember checks the socket's membership where the socket can tell;
@@ -356,12 +387,16 @@ func (st *subscription) stillMember() bool {
 	return member
 }
 
-// up records a new membership and reports it.
-func (st *subscription) up(familyID uint16, groupID uint32) {
+// up records a new membership and reports it. untouched, if not 0, is an
+// instance that had generated no event when we joined.
+func (st *subscription) up(familyID uint16, groupID uint32, untouched uint64) {
 	st.active, st.familyID, st.groupID = true, familyID, groupID
 	st.subscribedInSession = true
 	// Whatever was generated while we were not a member is no loss of ours.
 	st.dec.tracker.reset()
+	if untouched != 0 {
+		st.dec.tracker.ownsFromStart(untouched)
+	}
 	s := State{Subscribed: true, FamilyID: familyID, Resubscribed: st.subscriptions > 0}
 	st.subscriptions++
 	st.s.log.Info("subscribed", "family", st.s.family, "id", familyID, "group", groupID, "resubscribed", s.Resubscribed)

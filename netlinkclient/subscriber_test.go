@@ -194,6 +194,41 @@ func TestSubscriberOverrun(t *testing.T) {
 	h.quiet()
 }
 
+// TestSubscriberCountsAFreshInstanceFromZero: joined before the module
+// generated its first event, the Subscriber owns every sequence number of
+// that instance, so a CPU whose first batches overflowed the socket shows
+// its loss, learnt from a sync batch. A later instance the Subscriber
+// joins after others' events starts at the first number seen again.
+func TestSubscriberCountsAFreshInstanceFromZero(t *testing.T) {
+	k := newFakeKernel()
+	k.stats = &abi.ModuleStats{Instance: 7}
+	f := kfwFamily(30, 5)
+	k.register(f, false)
+	h := startSubscriber(t, k)
+	h.expect("state subscribed=true")
+	h.conn.deliver(delivery{err: unix.ENOBUFS})
+	h.expect("overrun")
+	k.events(f, batch{instance: 7, cpu: 1, nextSeq: u64p(5)})
+	h.expect("loss 1/5")
+	k.events(f, batch{instance: 7, cpu: 0, events: seqEvents(2)})
+	h.expect("loss 0/2")
+	h.expect("event 0/2")
+
+	k.mu.Lock()
+	k.stats = &abi.ModuleStats{Instance: 8, EventsGenerated: 40}
+	k.mu.Unlock()
+	k.unregister(abi.GenlName, true)
+	h.expect("state subscribed=false")
+	f2 := kfwFamily(31, 5)
+	k.register(f2, true)
+	h.expect("state subscribed=true family=31 resubscribed=true")
+	k.events(f2, batch{instance: 8, cpu: 1, nextSeq: u64p(20)})
+	k.events(f2, batch{instance: 8, cpu: 1, events: seqEvents(21)})
+	h.expect("loss 1/1")
+	h.expect("event 1/21")
+	h.quiet()
+}
+
 func TestSubscriberBadMessages(t *testing.T) {
 	k := newFakeKernel()
 	f := kfwFamily(30, 5)
