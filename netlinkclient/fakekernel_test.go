@@ -30,8 +30,8 @@ type fakeKernel struct {
 	lists    int   // ListFamilies calls
 	// stats answers KFW_CMD_GET_STATS of the registered kfw family; nil:
 	// the request fails, as on a module that does not answer it.
-	stats *abi.ModuleStats
-	dialed   chan *fakeConn
+	stats  *abi.ModuleStats
+	dialed chan *fakeConn
 }
 
 func newFakeKernel() *fakeKernel {
