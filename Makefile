@@ -200,3 +200,18 @@ uninstall:
 		$(DKMS_RUN) remove -m kfw -v $(VERSION) --all $(DKMS_FLAGS); fi
 	rm -rf $(DKMS_SRC)
 	$(if $(SYSTEMD_LIVE),systemctl daemon-reload)
+
+# ---------------------------------------------------------------------------
+# make bench: kfw against no filter, nftables and iptables-nft on the packet
+# path, against drop_monitor on the event path, and kfw_exporter against
+# node_exporter (bench/cmd/kfwbench), written to BENCHMARKS.md and
+# bench/results/ in under 20 minutes. Run it on a quiet machine:
+# BENCH_ARGS=-wait-quiet=10m waits for one. BENCH_QUICK=1 is the smoke run
+# (a few minutes, results under build/bench/quick/), as go test ./bench.
+BENCH_QUICK ?=
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+bench: modules
+	$(GO) run ./bench/cmd/kfwbench $(if $(filter 1 yes true,$(BENCH_QUICK)),-quick) $(BENCH_ARGS)

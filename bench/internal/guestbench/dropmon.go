@@ -99,15 +99,11 @@ func (e *env) dropMonitorSteps(p Params, spec SeriesSpec, res *results.EventSeri
 		if err != nil {
 			return err
 		}
-		drops1, err := dropRulePackets()
+		drops, q1, err := waitAlerts(m, l, drops0, m0, q0)
 		if err != nil {
 			return err
 		}
-		q1, err := waitAlerts(m, l, drops1-drops0, m0, q0)
-		if err != nil {
-			return err
-		}
-		st.Sent, st.Seconds, st.Drops, st.QueueDropped = c.Sent, c.Time.Seconds(), drops1-drops0, q1-q0
+		st.Sent, st.Seconds, st.Drops, st.QueueDropped = c.Sent, c.Time.Seconds(), drops, q1-q0
 		st.Alerts, st.Matching, st.Overruns = l.Alerts.Load()-a0, l.Matching.Load()-m0, l.Overruns.Load()-o0
 		res.DropMonitor = append(res.DropMonitor, st)
 		e.logf("  NET_DM: offered %7.0f/s dropped %7.0f/s alerts %8d (%d NETFILTER_DROP), queue refused %d, overruns %d",
@@ -123,29 +119,36 @@ func (e *env) dropMonitorSteps(p Params, spec SeriesSpec, res *results.EventSeri
 	return nil
 }
 
-// waitAlerts waits until NET_DM has accounted for drops packets since the
-// listener had matched m0 and the queues had refused q0 (received or
-// refused), or until no alert arrived for a second: NET_DM's work runs on
-// the producer's CPU and may be far behind when the flood stops. It
-// returns the queues' refusals since load.
-func waitAlerts(m *netdm.Monitor, l *netdm.Listener, drops, m0, q0 uint64) (uint64, error) {
+// waitAlerts waits until NET_DM has accounted for every drop since the
+// rule had counted drops0, the listener had matched m0 and the queues had
+// refused q0 (each drop received or refused), or until no alert arrived
+// for a second: NET_DM's work runs on the producer's vCPU and may be far
+// behind when the flood stops, and so may the last packets of the flood
+// (softirqs deferred to ksoftirqd). It returns the drops since drops0 and
+// the queues' refusals since load.
+func waitAlerts(m *netdm.Monitor, l *netdm.Listener, drops0, m0, q0 uint64) (drops, queue uint64, err error) {
 	last, idle := l.Alerts.Load(), 0
 	for range 75 { // 15 s
 		time.Sleep(200 * time.Millisecond)
+		d, err := dropRulePackets()
+		if err != nil {
+			return 0, 0, err
+		}
 		q, err := m.QueueDropped()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
+		drops, queue = d-drops0, q
 		if l.Matching.Load()-m0+q-q0 >= drops {
-			return q, nil
+			return drops, queue, nil
 		}
 		if a := l.Alerts.Load(); a != last {
 			last, idle = a, 0
 		} else if idle++; idle == 5 {
-			return q, nil
+			return drops, queue, nil
 		}
 	}
-	return m.QueueDropped()
+	return drops, queue, nil
 }
 
 // dropMonitorRates are the offered rates of the exporter's steps, in

@@ -89,6 +89,14 @@ func (e *env) setup() error {
 	}); err != nil {
 		return fmt.Errorf("router interface: %w", err)
 	}
+	// Only the floods cross the links: without IPv6 (neighbour and router
+	// solicitations, MLD reports) the interface counters count nothing
+	// else.
+	for _, ep := range []guest.Endpoint{t.Client, t.RouterClient, t.RouterServer, t.Server} {
+		if err := guest.Sysctl(ep.NS, "net.ipv6.conf."+ep.Iface+".disable_ipv6", "1"); err != nil {
+			return err
+		}
+	}
 	if _, err := guest.RunIn(t.Router(), "ip", "neigh", "replace", t.Server.IPv4.Addr().String(),
 		"lladdr", notServerMAC.String(), "dev", t.RouterServer.Iface, "nud", "permanent"); err != nil {
 		return err
@@ -225,6 +233,9 @@ func snmpSection(b []byte, proto string) (map[string]uint64, error) {
 	return nil, fmt.Errorf("/proc/net/snmp: no %s lines", proto)
 }
 
+// settle is how long a flood's last frames get to reach their counters.
+const settle = 100 * time.Millisecond
+
 // senders are AF_PACKET senders on the client's interface, one per thread.
 type senders []*pktgen.Sender
 
@@ -258,8 +269,9 @@ func (s senders) close() {
 }
 
 // run floods for d: sender i on a thread bound to CPU i, each at rate/n
-// frames per second (rate 0: as fast as it can). It returns the sum of the
-// senders' counts, with Time the longest sender's.
+// frames per second (rate 0: as fast as it can), then waits for settle. It
+// returns the sum of the senders' counts, with Time the longest sender's
+// (the settle not included).
 func (s senders) run(rate float64, d time.Duration) (pktgen.Counts, error) {
 	var stop atomic.Bool
 	counts := make([]pktgen.Counts, len(s))
@@ -281,6 +293,9 @@ func (s senders) run(rate float64, d time.Duration) (pktgen.Counts, error) {
 	time.Sleep(d)
 	stop.Store(true)
 	wg.Wait()
+	// Frames still queued when softirqs were deferred to ksoftirqd are
+	// processed now, before anyone reads a counter.
+	time.Sleep(settle)
 	var total pktgen.Counts
 	for _, c := range counts {
 		total.Sent += c.Sent

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -85,11 +86,8 @@ func (e *env) events(p Params) (*results.Events, error) {
 // consumerCPU is the vCPU the series' consumers are bound to, -1 for
 // none.
 func (s SeriesSpec) consumerCPU() int {
-	switch s.Consumer {
-	case ConsumerOwnCPU:
+	if s.Consumer == ConsumerLastCPU {
 		return runtime.NumCPU() - 1
-	case ConsumerProducerCPU:
-		return 0
 	}
 	return -1
 }
@@ -138,7 +136,7 @@ func waitSubscribed(ctx context.Context, s *scrape.Server) error {
 }
 
 // costSpec places the cost floods: one producer, the consumer pinned.
-var costSpec = SeriesSpec{Producers: 1, Consumer: ConsumerOwnCPU}
+var costSpec = SeriesSpec{Producers: 1, Consumer: ConsumerLastCPU}
 
 // eventCost floods the drop rule at the sender's top rate with no event
 // listener, with kfw_exporter subscribed (an event per packet, delivered),
@@ -263,7 +261,7 @@ func (e *env) exporterSteps(p Params, spec SeriesSpec, sustain time.Duration, re
 		return err
 	}
 	step := func(rate float64, d time.Duration, samples *[]uint64) (results.EventStep, error) {
-		st, err := e.exporterStep(ctx, s, rate, d, spec.Producers, samples)
+		st, err := e.exporterStep(ctx, s, rate, d, spec.Producers, samples, 0)
 		if err != nil {
 			return st, fmt.Errorf("%.0f events/s: %w", rate, err)
 		}
@@ -325,6 +323,19 @@ func (e *env) exporterSteps(p Params, spec SeriesSpec, sustain time.Duration, re
 		return err
 	}
 	res.Sustained = sus
+	if p.Stall <= 0 {
+		return nil
+	}
+	// Above the consumer's capacity: the same rate with the consumer
+	// stopped for a while, which no socket buffer absorbs.
+	d := p.Stall + 2*time.Second
+	ov, err := e.exporterStep(ctx, s, best, d, spec.Producers, nil, p.Stall)
+	if err != nil {
+		return fmt.Errorf("overload: %w", err)
+	}
+	e.logf("  events, exporter stopped for %s: generated %d received %d lost %d (queue %d, nobufs %d), exact %v",
+		p.Stall, ov.Kernel.Generated, ov.Exporter.Received, ov.Exporter.Lost, ov.Kernel.QueueOverflows, ov.Kernel.Nobufs, ov.Exact)
+	res.Overload = &results.Overload{Step: ov, StallSeconds: p.Stall.Seconds()}
 	return nil
 }
 
@@ -356,7 +367,10 @@ func LosslessBounds(steps []results.EventStep) (best, worst float64) {
 // exporterStep floods the drop rule at rate for d, lets the pipeline
 // drain, and records what the kernel and the exporter counted. With
 // samples, it appends the exporter's VmRSS every half second of the flood.
-func (e *env) exporterStep(ctx context.Context, s *scrape.Server, rate float64, d time.Duration, senders int, samples *[]uint64) (results.EventStep, error) {
+// With stall > 0, it stops the exporter (SIGSTOP) for that long from half
+// a second into the flood: a consumer that falls behind.
+func (e *env) exporterStep(ctx context.Context, s *scrape.Server, rate float64, d time.Duration, senders int,
+	samples *[]uint64, stall time.Duration) (results.EventStep, error) {
 	st := results.EventStep{Offered: rate}
 	k0, err := procStats()
 	if err != nil {
@@ -401,8 +415,22 @@ func (e *env) exporterStep(ctx context.Context, s *scrape.Server, rate float64, 
 		}()
 		stopSampling = func() { close(quit); <-done }
 	}
+	stalled := make(chan error, 1)
+	if stall > 0 {
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			err := s.Signal(syscall.SIGSTOP)
+			time.Sleep(stall)
+			stalled <- errors.Join(err, s.Signal(syscall.SIGCONT))
+		}()
+	} else {
+		stalled <- nil
+	}
 	c, err := snd.run(rate, d)
 	stopSampling()
+	if serr := <-stalled; serr != nil {
+		return st, fmt.Errorf("stalling the exporter: %w", serr)
+	}
 	if err != nil {
 		return st, err
 	}

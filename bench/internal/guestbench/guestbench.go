@@ -37,6 +37,7 @@ type Params struct {
 	EventSeries     []SeriesSpec
 	Refine          int           // steps narrowing the lossless rate
 	Sustain         time.Duration // the first series' flood at its lossless rate
+	Stall           time.Duration // then the same with the consumer stopped this long
 	CostRounds      int
 	ReadBuffer      int    // bytes: kfw_exporter's --netlink.read-buffer and NET_DM's listener
 	DropMonitorQLen uint32 // NET_DM per-CPU queue, packets
@@ -57,7 +58,7 @@ var (
 	Full = Params{
 		Rounds: 5, Trial: 3 * time.Second, RuleCounts: []int{1, 10, 100, 1000}, PacketSenders: 1,
 		EventRates: []float64{5000, 10000, 20000, 40000, 60000, 80000, 120000, 160000, 240000, 320000},
-		EventStep:  3 * time.Second, EventSeries: placements, Refine: 2, Sustain: 15 * time.Second, CostRounds: 3,
+		EventStep:  3 * time.Second, EventSeries: placements, Refine: 2, Sustain: 15 * time.Second, Stall: 4 * time.Second, CostRounds: 3,
 		ReadBuffer: 4 << 20, DropMonitorQLen: 1000,
 		Scrapes: 20, ScrapeRules: []int{1000, 4096},
 	}
@@ -65,7 +66,7 @@ var (
 		Quick:  true,
 		Rounds: 1, Trial: time.Second, RuleCounts: []int{1, 10, 100, 1000}, PacketSenders: 1,
 		EventRates: []float64{5000, 20000, 80000, 320000},
-		EventStep:  time.Second, EventSeries: placements, Sustain: 3 * time.Second, CostRounds: 1,
+		EventStep:  time.Second, EventSeries: placements, Sustain: 3 * time.Second, Stall: 3 * time.Second, CostRounds: 1,
 		ReadBuffer: 4 << 20, DropMonitorQLen: 1000,
 		Scrapes: 3, ScrapeRules: []int{1000},
 	}
@@ -75,28 +76,28 @@ var (
 type SeriesSpec struct {
 	Name      string
 	Producers int    // sender threads, bound to vCPUs 0, 1, ...
-	Consumer  string // ConsumerOwnCPU, ConsumerAnyCPU or ConsumerProducerCPU
+	Consumer  string // ConsumerLastCPU or ConsumerAnyCPU
 }
 
 // Where a series' consumers (kfw_exporter, the NET_DM listener) run.
 const (
-	// ConsumerOwnCPU binds them to the last vCPU, which no producer
-	// uses: the consumer's own capacity is measured.
-	ConsumerOwnCPU = "own"
+	// ConsumerLastCPU binds them to the last vCPU: with one producer
+	// (on vCPU 0) the consumer's own, so its capacity is measured; with a
+	// producer on every vCPU, shared with one of them.
+	ConsumerLastCPU = "last"
 	// ConsumerAnyCPU leaves them to the scheduler, among the producers.
 	ConsumerAnyCPU = "any"
-	// ConsumerProducerCPU binds them to vCPU 0 with the producer: a
-	// one-CPU machine, where every event consumed is CPU not spent
-	// producing.
-	ConsumerProducerCPU = "producer"
 )
 
 // placements are the event series. kfw's drain work and NET_DM's work run
-// where they were queued, on the producer's vCPU.
+// where they were queued, on the producers' vCPUs. With producers on both
+// vCPUs and the consumer bound to one of them, vCPU 0's producer does not
+// slow down when the consumer needs CPU: the consumer falls behind there
+// first.
 var placements = []SeriesSpec{
-	{Name: "dedicated", Producers: 1, Consumer: ConsumerOwnCPU},
+	{Name: "dedicated", Producers: 1, Consumer: ConsumerLastCPU},
 	{Name: "shared", Producers: 2, Consumer: ConsumerAnyCPU},
-	{Name: "colocated", Producers: 1, Consumer: ConsumerProducerCPU},
+	{Name: "contended", Producers: 2, Consumer: ConsumerLastCPU},
 }
 
 // AllPhases is every phase, in the order Run runs them.

@@ -148,6 +148,13 @@ func seriesSummary(se results.EventSeries, stepSeconds float64) string {
 		}
 		line += "."
 	}
+	if ov := se.Overload; ov != nil {
+		st := ov.Step
+		l := splitLoss(st)
+		line += fmt.Sprintf(" With kfw_exporter stopped for %s s during a flood at %s/s: %s of %s events lost (kernel queue %s, socket %s), accounting exact: %v.",
+			trimFloat(ov.StallSeconds), fint(st.Achieved()), fint(float64(st.Exporter.Lost)), fint(float64(st.Kernel.Generated)),
+			fint(float64(l.Queue)), fint(float64(l.Socket)), st.Exact)
+	}
 	if dm := dropMonitorLossless(se.DropMonitor); dm >= 0 {
 		line += fmt.Sprintf(" drop_monitor (packet mode), same floods: every alert delivered up to %s drops/s", fint(dm))
 		if w, ok := dropMonitorFirstLossy(se.DropMonitor, dm); ok {
@@ -173,7 +180,7 @@ func placement(se results.EventSeries) string {
 	case se.ConsumerCPU < 0:
 		return producers + ", consumer scheduled among them"
 	case se.ConsumerCPU < se.Producers:
-		return producers + ", consumer bound to the same vCPU"
+		return producers + fmt.Sprintf(", consumer bound to vCPU %d with a producer", se.ConsumerCPU)
 	}
 	return producers + ", consumer on its own vCPU"
 }
@@ -430,8 +437,8 @@ func (d *doc) events() {
 	d.p("Three placements of producers and consumer: **dedicated**, one sender on vCPU 0 and kfw_exporter bound to")
 	d.p("vCPU 1 (`taskset`), so that the consumer's own capacity is measured, not its share of the producer's CPU;")
 	d.p("**shared**, senders on both vCPUs and kfw_exporter scheduled among them, as on a router whose softirqs run on")
-	d.p("every CPU; **colocated**, one sender and kfw_exporter both bound to vCPU 0, a one-CPU machine where every")
-	d.p("event consumed is CPU not spent producing (this is where the consumer falls behind first).")
+	d.p("every CPU; **contended**, senders on both vCPUs and kfw_exporter bound to vCPU 1: the sender on vCPU 0")
+	d.p("does not slow down when the consumer needs CPU, so this is where the consumer falls behind first.")
 	d.p("")
 	d.p("Loss by stage: *queue* = `events_queue_overflows` (kfw's per-CPU ring full: the drain work fell behind);")
 	d.p("*socket* = events in batches dropped at kfw_exporter's full socket (`kfw_events_lost_total` minus the kernel's")
@@ -464,6 +471,19 @@ func (d *doc) events() {
 				st.Exact, bytesIEC(float64(sus.RSSBefore)), bytesIEC(float64(maxU64(sus.RSSSamples))))
 			d.p("during the flood (%d samples), VmHWM %s; %s µs of CPU per event.", len(sus.RSSSamples),
 				bytesIEC(float64(st.HWMBytes)), f1(float64(st.Exporter.CPUNanos)/math.Max(1, float64(st.Exporter.Received))/1e3))
+		}
+		if ov := se.Overload; ov != nil {
+			st := ov.Step
+			l := splitLoss(st)
+			d.p("")
+			d.p("**Above the consumer's capacity.** The same flood for %s s with kfw_exporter stopped (`SIGSTOP`) for %s s",
+				f1(st.Seconds), trimFloat(ov.StallSeconds))
+			d.p("half a second in, as a consumer that falls behind (no socket buffer absorbs that): %s events/s generated,",
+				fint(st.Achieved()))
+			d.p("%s received, %s lost: kernel queue %s, socket %s (%s multicasts refused with ENOBUFS, %s overruns seen",
+				fint(float64(st.Exporter.Received)), fint(float64(st.Exporter.Lost)), fint(float64(l.Queue)), fint(float64(l.Socket)),
+				fint(float64(st.Kernel.Nobufs)), fint(float64(st.Exporter.Overruns)))
+			d.p("by kfw_exporter); received + lost = generated: %v.", st.Exact)
 		}
 		d.p("")
 		d.dropMonitor(ev, se)

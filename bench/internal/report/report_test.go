@@ -112,6 +112,7 @@ func sampleRun() *results.Run {
 				Series: []results.EventSeries{{Name: "dedicated", Producers: 1, ConsumerCPU: 1,
 					Steps:     []results.EventStep{step(5000, 5000, 5000, 0, 0), step(20000, 19000, 16000, 3000, 1000)},
 					Sustained: &results.Sustained{Step: step(5000, 15000, 15000, 0, 0), RSSSamples: []uint64{18 << 20, 19 << 20}, RSSBefore: 16 << 20},
+					Overload:  &results.Overload{Step: step(5000, 30000, 10000, 20000, 0), StallSeconds: 4},
 					DropMonitor: []results.DropMonitorStep{{Offered: 5000, Seconds: 1, Sent: 5000, Drops: 5000, Alerts: 5000, Matching: 5000},
 						{Offered: 20000, Seconds: 1, Sent: 12000, Drops: 12000, Alerts: 7000, Matching: 7000, QueueDropped: 1000, Overruns: 1}},
 				}}},
@@ -130,7 +131,8 @@ func TestMarkdown(t *testing.T) {
 		"### Local input (router LOCAL_IN hook)", "## 2. Event pipeline", "### dedicated:", "## 3. Exporter",
 		"## 4. Go micro-benchmarks", "## Not measured", "## Raw results",
 		"**forward hook, 100 rules**", "kfw/nftables = 1.00", "**lossless up to 5,000 events/s**",
-		"kernel queue 1,000, socket (ENOBUFS) 2,000", "every alert delivered up to 5,000 drops/s",
+		"kernel queue 1,000, socket (ENOBUFS) 2,000", "20,000 of 30,000 events lost (kernel queue 0, socket 20,000)",
+		"**Above the consumer's capacity.**", "every alert delivered up to 5,000 drops/s",
 		"[`bench/results/go-bench.txt`](bench/results/go-bench.txt)", "| iptables-1000 | 16,666 |",
 	} {
 		if !strings.Contains(md, want) {

@@ -94,7 +94,15 @@ type EventSeries struct {
 	ConsumerCPU int    // the vCPU kfw_exporter and the NET_DM listener are bound to; -1: not bound
 	Steps       []EventStep
 	Sustained   *Sustained `json:",omitempty"`
+	Overload    *Overload  `json:",omitempty"`
 	DropMonitor []DropMonitorStep
+}
+
+// Overload is a flood at the sustained rate during which the consumer was
+// stopped (SIGSTOP) for StallSeconds: what happens above its capacity.
+type Overload struct {
+	Step         EventStep
+	StallSeconds float64
 }
 
 // KernelDelta is the change of /proc/kfw/stats over a step.

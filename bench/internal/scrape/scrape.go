@@ -88,6 +88,9 @@ func (s *Server) Stop() {
 	}
 }
 
+// Signal sends sig to the process.
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
+
 // Scrape fetches /metrics once, as Prometheus would (the transport asks
 // for gzip and inflates it), and returns the body and the wall time from
 // request to last byte.
