@@ -92,7 +92,7 @@ func TestTLSBasicAuth(t *testing.T) {
 	}
 
 	// Plain HTTP to the TLS port gets the server's complaint, not metrics.
-	plainResp, err := http.Get(strings.Replace(e.base, "https://", "http://", 1) + "/metrics")
+	plainResp, err := (&http.Client{Timeout: hangLimit}).Get(strings.Replace(e.base, "https://", "http://", 1) + "/metrics")
 	if err != nil {
 		t.Fatalf("plain HTTP to the TLS port: %v", err)
 	}
