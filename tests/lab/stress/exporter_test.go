@@ -1,0 +1,301 @@
+//go:build labvm
+
+package stress
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+)
+
+// exporter is a running $KFW_BIN/kfw_exporter on a free loopback port.
+type exporter struct {
+	cmd     *exec.Cmd
+	log     *lockedBuffer
+	url     string
+	client  *http.Client
+	exited  chan struct{}
+	exitErr error // valid once exited is closed
+}
+
+// lockedBuffer collects a subprocess's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startExporter starts kfw_exporter and waits until it answers. When the
+// test ends it is stopped with SIGTERM and must exit cleanly.
+func startExporter(t *testing.T) *exporter {
+	t.Helper()
+	bin, err := guest.Bin("kfw_exporter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	e := &exporter{
+		log:    &lockedBuffer{},
+		url:    "http://" + addr + "/metrics",
+		client: &http.Client{Timeout: 30 * time.Second},
+		exited: make(chan struct{}),
+	}
+	e.cmd = exec.Command(bin, "--web.listen-address="+addr)
+	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that started the child exits,
+		// and the threads of locked goroutines (onCPU, InNetNS) do: start
+		// it from a thread that lives as long as the child.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := e.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		e.exitErr = e.cmd.Wait()
+		close(e.exited)
+	}()
+	if err := <-started; err != nil {
+		t.Fatalf("starting kfw_exporter: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("kfw_exporter's log:\n%s", e.log.String())
+		}
+	})
+	waitFor(t, "kfw_exporter to answer", func() (bool, string) {
+		select {
+		case <-e.exited:
+			t.Fatalf("kfw_exporter exited at start: %v\n%s", e.exitErr, e.log.String())
+		default:
+		}
+		_, err := e.scrape()
+		return err == nil, fmt.Sprint(err)
+	})
+	return e
+}
+
+// freePort returns a TCP port of the loopback nobody listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (e *exporter) stop() error {
+	select {
+	case <-e.exited:
+	default:
+		_ = e.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.exited:
+		case <-time.After(hangLimit):
+			_ = e.cmd.Process.Kill()
+			<-e.exited
+			return fmt.Errorf("kfw_exporter did not exit within %v of SIGTERM", hangLimit)
+		}
+	}
+	if e.exitErr != nil {
+		return fmt.Errorf("kfw_exporter exited with %v", e.exitErr)
+	}
+	return nil
+}
+
+// metrics is one parsed scrape: the value of every series, by name and
+// then by its labels ("" for none, else `k="v",...` sorted by name).
+type metrics map[string]map[string]float64
+
+// scrape fetches and parses /metrics; anything but HTTP 200 with a well
+// formed body is an error.
+func (e *exporter) scrape() (metrics, error) {
+	resp, err := e.client.Get(e.url)
+	if err != nil {
+		return nil, fmt.Errorf("scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("scrape: reading the body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape: HTTP %d: %.300s", resp.StatusCode, body)
+	}
+	return parseMetrics(body)
+}
+
+func parseMetrics(body []byte) (metrics, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("scrape: parsing: %w", err)
+	}
+	m := metrics{}
+	for name, f := range families {
+		m[name] = map[string]float64{}
+		for _, mt := range f.GetMetric() {
+			var v float64
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				v = mt.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				v = mt.GetGauge().GetValue()
+			case dto.MetricType_UNTYPED:
+				v = mt.GetUntyped().GetValue()
+			default:
+				continue
+			}
+			labels := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			m[name][labelKey(labels)] = v
+		}
+	}
+	return m, nil
+}
+
+// labelKey is a canonical form of a label set.
+func labelKey(labels map[string]string) string {
+	var b bytes.Buffer
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", k, labels[k])
+	}
+	return b.String()
+}
+
+// value returns the series of name with exactly the labels kv ("k1", "v1",
+// ...).
+func (m metrics) value(name string, kv ...string) (float64, bool) {
+	labels := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		labels[kv[i]] = kv[i+1]
+	}
+	v, ok := m[name][labelKey(labels)]
+	return v, ok
+}
+
+// scrapeRecord is what one background scrape saw.
+type scrapeRecord struct {
+	seq  int
+	when time.Time
+	err  error
+	m    metrics
+}
+
+// scraper scrapes an exporter again and again in the background, as an
+// eager Prometheus would. It keeps every failure and the latest result.
+type scraper struct {
+	e        *exporter
+	quit     chan struct{}
+	done     chan struct{}
+	mu       sync.Mutex
+	n        int
+	failures []scrapeRecord
+	last     scrapeRecord
+}
+
+func startScraper(t *testing.T, e *exporter, every time.Duration) *scraper {
+	t.Helper()
+	s := &scraper{e: e, quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			m, err := e.scrape()
+			s.mu.Lock()
+			s.n++
+			r := scrapeRecord{seq: s.n, when: time.Now(), err: err, m: m}
+			if err != nil {
+				s.failures = append(s.failures, r)
+			} else {
+				s.last = r
+			}
+			s.mu.Unlock()
+			select {
+			case <-s.quit:
+				return
+			case <-time.After(every):
+			}
+		}
+	}()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *scraper) stop() {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	<-s.done
+}
+
+// count returns the number of scrapes so far and the failed ones.
+func (s *scraper) count() (int, []scrapeRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n, append([]scrapeRecord(nil), s.failures...)
+}
+
+// waitScrape waits for a successful scrape that started after this call
+// and satisfies cond, and returns it.
+func (s *scraper) waitScrape(t *testing.T, what string, cond func(m metrics) (bool, string)) metrics {
+	t.Helper()
+	s.mu.Lock()
+	after := s.n + 1 // the scrape in progress may have read /proc before now
+	s.mu.Unlock()
+	var m metrics
+	waitFor(t, what, func() (bool, string) {
+		s.mu.Lock()
+		r := s.last
+		s.mu.Unlock()
+		if r.seq <= after {
+			return false, "no new scrape yet"
+		}
+		m = r.m
+		return cond(m)
+	})
+	return m
+}
