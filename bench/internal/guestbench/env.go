@@ -234,7 +234,7 @@ func snmpSection(b []byte, proto string) (map[string]uint64, error) {
 }
 
 // settle is how long a flood's last frames get to reach their counters.
-const settle = 100 * time.Millisecond
+const settle = 50 * time.Millisecond
 
 // senders are AF_PACKET senders on the client's interface, one per thread.
 type senders []*pktgen.Sender

@@ -27,7 +27,9 @@ type Params struct {
 
 	// Packet path.
 	Rounds        int
-	Trial         time.Duration
+	Burst         time.Duration // one path's turn
+	Bursts        int           // turns of each path per configuration and round
+	Trial         time.Duration // the event cost floods
 	RuleCounts    []int
 	PacketSenders int
 
@@ -56,7 +58,7 @@ type Params struct {
 // Full and Quick are the two sizes of make bench.
 var (
 	Full = Params{
-		Rounds: 5, Trial: 3 * time.Second, RuleCounts: []int{1, 10, 100, 1000}, PacketSenders: 1,
+		Rounds: 4, Burst: 400 * time.Millisecond, Bursts: 6, Trial: 3 * time.Second, RuleCounts: []int{1, 10, 100, 1000}, PacketSenders: 1,
 		EventRates: []float64{5000, 10000, 20000, 40000, 60000, 80000, 120000, 160000, 240000, 320000},
 		EventStep:  3 * time.Second, EventSeries: placements, Refine: 2, Sustain: 15 * time.Second, Stall: 4 * time.Second, CostRounds: 3,
 		ReadBuffer: 4 << 20, DropMonitorQLen: 1000,
@@ -64,7 +66,7 @@ var (
 	}
 	Quick = Params{
 		Quick:  true,
-		Rounds: 1, Trial: time.Second, RuleCounts: []int{1, 10, 100, 1000}, PacketSenders: 1,
+		Rounds: 1, Burst: 250 * time.Millisecond, Bursts: 4, Trial: time.Second, RuleCounts: []int{1, 10, 100, 1000}, PacketSenders: 1,
 		EventRates: []float64{5000, 20000, 80000, 320000},
 		EventStep:  time.Second, EventSeries: placements, Sustain: 3 * time.Second, Stall: 3 * time.Second, CostRounds: 1,
 		ReadBuffer: 4 << 20, DropMonitorQLen: 1000,

@@ -2,7 +2,7 @@ package guestbench
 
 import (
 	"fmt"
-	"time"
+	"slices"
 
 	"github.com/kfwlabs/kfw_exporter/bench/internal/results"
 )
@@ -20,7 +20,8 @@ func (e *env) packetPath(p Params) (*results.PacketPath, error) {
 	}
 	res := &results.PacketPath{
 		Rounds:       p.Rounds,
-		TrialSeconds: p.Trial.Seconds(),
+		TrialSeconds: p.Burst.Seconds() * float64(p.Bursts),
+		Bursts:       p.Bursts,
 		Senders:      p.PacketSenders,
 		FrameBytes:   len(e.frames[results.PathForward]),
 		RuleCounts:   p.RuleCounts,
@@ -40,7 +41,10 @@ func (e *env) packetPath(p Params) (*results.PacketPath, error) {
 }
 
 // filterTrials installs f, floods each path, checks the rule counters and
-// removes f.
+// removes f. The paths take turns in short bursts, so that every path of a
+// configuration sees the same share of the host's CPU (which varies from
+// second to second on a shared host), and the injection path, which no
+// filter touches, measures that share: the report normalises by it.
 func (e *env) filterTrials(f filter, round int, p Params) (trials []results.Trial, err error) {
 	if err := e.apply(f); err != nil {
 		return nil, err
@@ -50,20 +54,45 @@ func (e *env) filterTrials(f filter, round int, p Params) (trials []results.Tria
 			err = rerr
 		}
 	}()
-	paths := []string{results.PathForward, results.PathInput}
-	if round%2 == 1 {
-		paths = []string{results.PathInput, results.PathForward}
+	all := []string{results.PathForward, results.PathInput, results.PathInject}
+	k := round % len(all) // which path leads rotates by round
+	paths := slices.Concat(all[k:], all[:k])
+	snd := map[string]senders{}
+	for _, path := range paths {
+		s, err := e.openSenders(path, p.PacketSenders)
+		if err != nil {
+			return nil, err
+		}
+		defer s.close()
+		snd[path] = s
 	}
-	if f.kind == "none" {
-		paths = append(paths, results.PathInject)
+	acc := map[string]*results.Trial{}
+	for _, path := range paths {
+		acc[path] = &results.Trial{Round: round + 1, Config: f.String(), Path: path}
+	}
+	for range p.Bursts {
+		for _, path := range paths {
+			before, err := e.count(path)
+			if err != nil {
+				return nil, err
+			}
+			c, err := snd[path].run(0, p.Burst)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			after, err := e.count(path)
+			if err != nil {
+				return nil, err
+			}
+			t := acc[path]
+			t.Sent += c.Sent
+			t.Counted += after - before
+			t.Seconds += c.Time.Seconds()
+			t.Bursts = append(t.Bursts, results.Burst{Counted: after - before, Seconds: c.Time.Seconds()})
+		}
 	}
 	for _, path := range paths {
-		t, err := e.trial(path, 0, p.PacketSenders, p.Trial)
-		if err != nil {
-			return trials, fmt.Errorf("%s: %w", path, err)
-		}
-		t.Round, t.Config = round+1, f.String()
-		trials = append(trials, t)
+		trials = append(trials, *acc[path])
 	}
 	check, err := e.checkCounters(f, trials)
 	if err != nil {
@@ -84,29 +113,6 @@ func trialSummary(ts []results.Trial) string {
 	return s
 }
 
-// trial floods path for d with n senders at rate (0: as fast as they can)
-// and reads the path's counter before and after.
-func (e *env) trial(path string, rate float64, n int, d time.Duration) (results.Trial, error) {
-	snd, err := e.openSenders(path, n)
-	if err != nil {
-		return results.Trial{}, err
-	}
-	defer snd.close()
-	before, err := e.count(path)
-	if err != nil {
-		return results.Trial{}, err
-	}
-	c, err := snd.run(rate, d)
-	if err != nil {
-		return results.Trial{}, err
-	}
-	after, err := e.count(path)
-	if err != nil {
-		return results.Trial{}, err
-	}
-	return results.Trial{Path: path, Sent: c.Sent, Counted: after - before, Seconds: c.Time.Seconds()}, nil
-}
-
 // checkCounters verifies that the flood matched the last rule and nothing
 // else: the last rule counted at least what the receivers counted and at
 // most what was sent, the other rules nothing. It returns "" when that
@@ -122,6 +128,9 @@ func (e *env) checkCounters(f filter, trials []results.Trial) (string, error) {
 	}
 	want := map[string][2]uint64{} // counter key → counted, sent
 	for _, t := range trials {
+		if t.Path == results.PathInject {
+			continue // below every hook
+		}
 		key := t.Path
 		if f.kind == "kfw" {
 			key = "any" // one table for both hooks

@@ -15,15 +15,70 @@ import (
 // rounds.
 type configResult struct {
 	Config string
-	PPS    stats.Summary // packets per second counted, per round
-	Ratio  stats.Summary // PPS / the baseline's PPS of the same round
+	PPS    stats.Summary // packets per second counted, per round, as measured
+	Adj    stats.Summary // the same, adjusted for the host's share of CPU in its slot
+	Ratio  stats.Summary // Adj / the baseline's Adj of the same round
 	Checks []string      // failed sanity checks
 	byRnd  map[int]float64
+	adjRnd map[int]float64
 }
 
-// pathResults summarises the trials of one path, in the order the configs
-// first appear, with ratios to baseline ("none").
-func pathResults(trials []results.Trial, path, baseline string) []configResult {
+// injection holds a phase's injection trials, by slot, and their median
+// rate. The injection path is below every hook, so its rate follows only
+// the CPU the host gave the VM at the time; rates adjusted by it compare
+// slots as if the host had been equally busy throughout.
+type injection struct {
+	bySlot map[string]results.Trial
+	median float64
+}
+
+func newInjection(trials []results.Trial) *injection {
+	inj := &injection{bySlot: map[string]results.Trial{}}
+	var all []float64
+	for _, t := range trials {
+		if t.Path == results.PathInject && t.PPS() > 0 {
+			inj.bySlot[slotKey(t.Round, t.Config)] = t
+			all = append(all, t.PPS())
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	inj.median = stats.Summarize(all).Median
+	return inj
+}
+
+func slotKey(round int, config string) string { return fmt.Sprint(round, " ", config) }
+
+// adjust returns t's rate adjusted to the median injection rate: the
+// median over its bursts of the burst's rate over the injection burst that
+// followed or preceded it in the same turn, times the median injection
+// rate (without bursts, the whole trial's rates). Unadjusted when the slot
+// has no injection trial.
+func (inj *injection) adjust(t results.Trial) float64 {
+	if inj == nil {
+		return t.PPS()
+	}
+	it, ok := inj.bySlot[slotKey(t.Round, t.Config)]
+	if !ok || it.PPS() <= 0 {
+		return t.PPS()
+	}
+	if len(t.Bursts) == 0 || len(t.Bursts) != len(it.Bursts) {
+		return t.PPS() / it.PPS() * inj.median
+	}
+	var r []float64
+	for i, b := range t.Bursts {
+		if ib := it.Bursts[i].PPS(); ib > 0 {
+			r = append(r, b.PPS()/ib)
+		}
+	}
+	return stats.Summarize(r).Median * inj.median
+}
+
+// pathResults summarises the trials of one path, in the order of
+// sortConfigs, with ratios to baseline ("none"). With inj, ratios are of
+// adjusted rates (see injection).
+func pathResults(trials []results.Trial, path, baseline string, inj *injection) []configResult {
 	var order []string
 	by := map[string]*configResult{}
 	for _, t := range trials {
@@ -32,11 +87,12 @@ func pathResults(trials []results.Trial, path, baseline string) []configResult {
 		}
 		c := by[t.Config]
 		if c == nil {
-			c = &configResult{Config: t.Config, byRnd: map[int]float64{}}
+			c = &configResult{Config: t.Config, byRnd: map[int]float64{}, adjRnd: map[int]float64{}}
 			by[t.Config] = c
 			order = append(order, t.Config)
 		}
 		c.byRnd[t.Round] = t.PPS()
+		c.adjRnd[t.Round] = inj.adjust(t)
 		if t.Check != "" && !slices.Contains(c.Checks, t.Check) {
 			c.Checks = append(c.Checks, t.Check)
 		}
@@ -46,24 +102,25 @@ func pathResults(trials []results.Trial, path, baseline string) []configResult {
 	out := make([]configResult, 0, len(order))
 	for _, name := range order {
 		c := by[name]
-		rounds := sortedRounds(c.byRnd)
-		var pps, num, den []float64
-		for _, r := range rounds {
+		var pps, adj, num, den []float64
+		for _, r := range sortedRounds(c.byRnd) {
 			pps = append(pps, c.byRnd[r])
+			adj = append(adj, c.adjRnd[r])
 			if base != nil {
-				if b, ok := base.byRnd[r]; ok {
-					num, den = append(num, c.byRnd[r]), append(den, b)
+				if b, ok := base.adjRnd[r]; ok {
+					num, den = append(num, c.adjRnd[r]), append(den, b)
 				}
 			}
 		}
-		c.PPS = stats.Summarize(pps)
+		c.PPS, c.Adj = stats.Summarize(pps), stats.Summarize(adj)
 		c.Ratio = stats.Ratios(num, den)
 		out = append(out, *c)
 	}
 	return out
 }
 
-// pairRatio summarises a/b per round for two configs of one path.
+// pairRatio summarises a/b per round for two configs of one path, of
+// adjusted rates.
 func pairRatio(rs []configResult, a, b string) stats.Summary {
 	var ca, cb *configResult
 	for i := range rs {
@@ -78,9 +135,9 @@ func pairRatio(rs []configResult, a, b string) stats.Summary {
 		return stats.Summary{}
 	}
 	var num, den []float64
-	for _, r := range sortedRounds(ca.byRnd) {
-		if v, ok := cb.byRnd[r]; ok {
-			num, den = append(num, ca.byRnd[r]), append(den, v)
+	for _, r := range sortedRounds(ca.adjRnd) {
+		if v, ok := cb.adjRnd[r]; ok {
+			num, den = append(num, ca.adjRnd[r]), append(den, v)
 		}
 	}
 	return stats.Ratios(num, den)
@@ -236,13 +293,13 @@ func losslessStep(steps []results.EventStep) (results.EventStep, bool) {
 	return best, found
 }
 
-// firstLossyAbove is the lossy step with the lowest generated rate above
-// rate.
-func firstLossyAbove(steps []results.EventStep, rate float64) (results.EventStep, bool) {
+// slowestLossy is the step with the lowest generated rate among those that
+// lost events.
+func slowestLossy(steps []results.EventStep) (results.EventStep, bool) {
 	var worst results.EventStep
 	found := false
 	for _, st := range steps {
-		if !isLossless(st) && st.Achieved() > rate && (!found || st.Achieved() < worst.Achieved()) {
+		if !isLossless(st) && (!found || st.Achieved() < worst.Achieved()) {
 			worst, found = st, true
 		}
 	}

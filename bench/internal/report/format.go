@@ -142,3 +142,14 @@ func maxU64(xs []uint64) uint64 {
 	}
 	return m
 }
+
+// mapValues lists each result's per-round rates.
+func mapValues(rs []configResult) [][]float64 {
+	out := make([][]float64, len(rs))
+	for i, r := range rs {
+		for _, v := range r.byRnd {
+			out[i] = append(out[i], v)
+		}
+	}
+	return out
+}

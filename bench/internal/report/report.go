@@ -22,7 +22,7 @@ type doc struct {
 	run   *results.Run
 	bench []benchSummary
 	// Per path, the packet path results (nil without a packet phase).
-	forward, input []configResult
+	forward, input, inject []configResult
 }
 
 func (d *doc) p(format string, args ...any) { fmt.Fprintf(d, format+"\n", args...) }
@@ -39,8 +39,10 @@ func Markdown(run *results.Run, resultsDir, repo string) (string, error) {
 	}
 	d := &doc{run: run, bench: summarizeBench(run.GoBench)}
 	if pp := run.Guest.Packet; pp != nil {
-		d.forward = pathResults(pp.Trials, results.PathForward, "none")
-		d.input = pathResults(pp.Trials, results.PathInput, "none")
+		inj := newInjection(pp.Trials)
+		d.forward = pathResults(pp.Trials, results.PathForward, "none", inj)
+		d.input = pathResults(pp.Trials, results.PathInput, "none", inj)
+		d.inject = pathResults(pp.Trials, results.PathInject, "none", nil)
 	}
 	d.header()
 	d.summary()
@@ -135,18 +137,28 @@ func seriesSummary(se results.EventSeries, stepSeconds float64) string {
 	if !ok {
 		line += "no step was lossless."
 	} else {
-		line += fmt.Sprintf("**lossless up to %s events/s** generated, every one received by kfw_exporter (exact accounting, %s s steps)",
+		line += fmt.Sprintf("**lossless up to %s events/s** generated, every one received by kfw_exporter (exact accounting, %s s steps).",
 			fint(best.Achieved()), trimFloat(stepSeconds))
-		if worst, ok := firstLossyAbove(se.Steps, best.Achieved()); ok {
-			l := splitLoss(worst)
-			line += fmt.Sprintf("; at %s/s it lost %s of %s (%s): kernel queue %s, socket (ENOBUFS) %s, suppressed %s",
-				fint(worst.Achieved()), fint(float64(worst.Exporter.Lost)), fint(float64(worst.Kernel.Generated)),
-				pct(float64(worst.Exporter.Lost)/float64(worst.Kernel.Generated)),
-				fint(float64(l.Queue)), fint(float64(l.Socket)), fint(float64(worst.Kernel.Suppressed)))
+	}
+	if sus := se.Sustained; sus != nil {
+		st := sus.Step
+		if isLossless(st) {
+			line += fmt.Sprintf(" Sustained for %s s at %s/s: lossless.", f0(st.Seconds), fint(st.Achieved()))
 		} else {
-			line += "; no step above it lost events: the producer topped out first"
+			l := splitLoss(st)
+			line += fmt.Sprintf(" Sustained for %s s at %s/s: %s of %s lost (kernel queue %s, socket %s).", f0(st.Seconds),
+				fint(st.Achieved()), fint(float64(st.Exporter.Lost)), fint(float64(st.Kernel.Generated)), fint(float64(l.Queue)),
+				fint(float64(l.Socket)))
 		}
-		line += "."
+	}
+	if worst, ok := slowestLossy(se.Steps); ok {
+		l := splitLoss(worst)
+		line += fmt.Sprintf(" The slowest step that lost events ran at %s/s: %s of %s lost (%s): kernel queue %s, socket (ENOBUFS) %s, suppressed %s.",
+			fint(worst.Achieved()), fint(float64(worst.Exporter.Lost)), fint(float64(worst.Kernel.Generated)),
+			pct(float64(worst.Exporter.Lost)/float64(worst.Kernel.Generated)),
+			fint(float64(l.Queue)), fint(float64(l.Socket)), fint(float64(worst.Kernel.Suppressed)))
+	} else if ok {
+		line += " No step lost events: the producers topped out first."
 	}
 	if ov := se.Overload; ov != nil {
 		st := ov.Step
@@ -283,18 +295,19 @@ func (d *doc) packetPath() {
 	}
 	d.p("**Traffic.** One sender thread on vCPU 0 writes %d-byte frames (Ethernet + IPv4 + UDP, 18-byte payload) to",
 		pp.FrameBytes)
-	d.p("the client's veth with `sendmmsg` on an `AF_PACKET` socket (qdisc bypassed, %d frames per call), as fast as it",
-		64)
+	d.p("the client's veth with `sendmmsg` on an `AF_PACKET` socket (qdisc bypassed, 64 frames per call), as fast as it")
 	d.p("can. The client's own IP stack is not involved (no routing, no output hook), so nearly all the CPU a packet")
 	d.p("costs is spent in the router: the veth delivers it synchronously in the sender's softirq, on the same vCPU.")
-	d.p("So the rate is that of the whole path, and the sender's share of it is the **injection ceiling** below.")
+	d.p("So the rate is that of the whole path, the sender included: its share is given by the injection path.")
 	d.p("")
 	d.p("**Paths and counting.** *forward*: to the server's address through the router's FORWARD hook, counted as")
 	d.p("frames received by the server's interface (the router's neighbour entry for the server is a MAC the server")
 	d.p("does not own, so the server discards them before its IP layer: no hook, socket or kfw walk there). *input*:")
 	d.p("to the router's own address through its LOCAL_IN hook, counted as datagrams that reached the router's UDP")
-	d.p("socket (`InDatagrams + RcvbufErrors`; the socket is never read). Both are receiver-side counts: what got")
-	d.p("through, not what was sent.")
+	d.p("socket (`InDatagrams + RcvbufErrors`; the socket is never read). *inject*: frames not addressed to the")
+	d.p("router's MAC, discarded by its IP layer on receipt, below every hook: the sender and the link alone, the")
+	d.p("same in every configuration. All are receiver-side counts (the links carry no IPv6, so nothing else):")
+	d.p("what got through, not what was sent.")
 	d.p("")
 	d.p("**Rules.** With N rules, rules 1..N-1 are `proto udp, dport 10001..` (evaluated, never matching: same")
 	d.p("protocol, other port) and rule N accepts the flood (`dport 9000`), so every packet walks the whole list and is")
@@ -307,10 +320,15 @@ func (d *doc) packetPath() {
 	d.p("tracking is loaded. kfw's table is global: its hooks run in every namespace, but the client sends below IP and")
 	d.p("the server discards before IP, so only the router's hook walks the table, as on a real router.")
 	d.p("")
-	d.p("**Rounds.** %d round(s) of %s s per path; each round runs every configuration once, starting one configuration",
-		pp.Rounds, trimFloat(pp.TrialSeconds))
-	d.p("later than the previous round, and alternates which path goes first. Ratios are taken per round (each")
-	d.p("configuration against *no filter* of the same round), then the median over rounds.")
+	d.p("**Rounds and adjustment.** %d round(s); in each, every configuration is installed once (each round starts",
+		pp.Rounds)
+	d.p("one configuration later) and its three paths take turns in %d bursts each, %s s per path in all (which path",
+		pp.Bursts, trimFloat(pp.TrialSeconds))
+	d.p("leads rotates by round). The host is shared, and the CPU it gives the VM changes from second to second:")
+	d.p("the injection bursts measure that, so every rate is also **adjusted**: the median over the slot's turns of")
+	d.p("the path's rate over the injection rate of the same turn, times the run's median injection rate. Ratios are")
+	d.p("of adjusted rates, taken per round (each configuration against *no filter* of the same round), then the")
+	d.p("median over rounds; the raw rates (counted / time, all turns) are in the tables too.")
 	d.p("")
 	for _, path := range []struct {
 		title string
@@ -323,19 +341,17 @@ func (d *doc) packetPath() {
 		d.vsTable(path.rs, pp.RuleCounts)
 		d.p("")
 	}
-	inj := pathResults(pp.Trials, results.PathInject, "none")
-	if c, ok := find(inj, "none"); ok {
+	if c, ok := find(d.inject, "none"); ok {
+		all := stats.Summarize(slices.Concat(mapValues(d.inject)...))
 		fwd, _ := find(d.forward, "none")
-		d.p("**Injection ceiling**: %s frames/s (range %s) reach the router and are discarded on receipt (not",
-			fint(c.PPS.Median), rangeOf(c.PPS, fint))
-		d.p("addressed to it): the sender and the link alone. Without a filter, forwarding runs at %s of that rate, so",
-			pct(fwd.PPS.Median/c.PPS.Median))
-		d.p("the sender takes about %s of each forwarded packet's time; ratios of the router's own work would be",
-			pct(fwd.PPS.Median/c.PPS.Median))
-		d.p("correspondingly lower than those above, which are of the whole path.")
+		d.p("**Injection**: %s frames/s (median over all slots, range %s). Without a filter, forwarding runs at %s of",
+			fint(all.Median), rangeOf(all, fint), pct(fwd.PPS.Median/c.PPS.Median))
+		d.p("the injection rate of the same slots, so the sender and the link take about that share of each forwarded")
+		d.p("packet's time; ratios of the router's own work would be correspondingly further from 1 than the ratios")
+		d.p("above, which are of the whole path.")
 		d.p("")
 	}
-	d.p("Raw pps per round (%s):", "forward / input")
+	d.p("Raw pps per round (forward / input / inject):")
 	d.p("")
 	d.rawRounds()
 	d.p("")
@@ -343,12 +359,12 @@ func (d *doc) packetPath() {
 
 func (d *doc) packetTable(rs []configResult) {
 	base, _ := find(rs, "none")
-	d.p("| configuration | pps (median) | spread (min–max) | vs no filter | ratio spread | added per packet (TCG) | check |")
-	d.p("|---|---:|---:|---:|---:|---:|---|")
+	d.p("| configuration | pps (median) | spread (min–max) | adjusted pps | vs no filter | ratio spread | added per packet (TCG) | check |")
+	d.p("|---|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rs {
 		added := "—"
 		if r.Config != "none" {
-			added = fmt.Sprintf("%s ns", f0(addedNanos(r.PPS.Median, base.PPS.Median)))
+			added = fmt.Sprintf("%s ns", f0(addedNanos(r.Adj.Median, base.Adj.Median)))
 		}
 		check := "ok"
 		if len(r.Checks) > 0 {
@@ -357,8 +373,8 @@ func (d *doc) packetTable(rs []configResult) {
 		if r.Config == "none" {
 			check = "—"
 		}
-		d.p("| %s | %s | %s | %s | %s | %s | %s |", r.Config, fint(r.PPS.Median), rangeOf(r.PPS, fint),
-			f2(r.Ratio.Median), rangeOf(r.Ratio, f2), added, check)
+		d.p("| %s | %s | %s | %s | %s | %s | %s | %s |", r.Config, fint(r.PPS.Median), rangeOf(r.PPS, fint),
+			fint(r.Adj.Median), f2(r.Ratio.Median), rangeOf(r.Ratio, f2), added, check)
 	}
 }
 
@@ -372,7 +388,7 @@ func (d *doc) vsTable(rs []configResult, counts []int) {
 		if !ok1 || !ok2 || n <= 1 {
 			return "—"
 		}
-		a := addedNanos(r.PPS.Median, base.PPS.Median) - addedNanos(one.PPS.Median, base.PPS.Median)
+		a := addedNanos(r.Adj.Median, base.Adj.Median) - addedNanos(one.Adj.Median, base.Adj.Median)
 		return fmt.Sprintf("%s ns", f1(a/float64(n-1)))
 	}
 	for _, n := range counts {
@@ -382,8 +398,9 @@ func (d *doc) vsTable(rs []configResult, counts []int) {
 			perRule("kfw", n), perRule("nft", n))
 	}
 	d.p("")
-	d.p("kfw / nftables > 1 means kfw forwards more packets per second. The cost per rule is the slope between 1 and N")
-	d.p("rules of the time added per packet, in emulated nanoseconds: compare them with each other, not with hardware.")
+	d.p("kfw / nftables > 1 means kfw passes more packets per second (adjusted rates, per round). The cost per rule is")
+	d.p("the slope between 1 and N rules of the time added per packet, in emulated nanoseconds: compare them with each")
+	d.p("other, not with hardware.")
 }
 
 func (d *doc) rawRounds() {
@@ -406,9 +423,14 @@ func (d *doc) rawRounds() {
 	d.p("%s", sep)
 	for i, f := range d.forward {
 		in := d.input[i]
+		inj, _ := find(d.inject, f.Config)
 		row := "| " + f.Config + " |"
 		for _, r := range rounds {
-			row += fmt.Sprintf(" %s / %s |", fint(f.byRnd[r]), fint(in.byRnd[r]))
+			cell := fmt.Sprintf(" %s / %s", fint(f.byRnd[r]), fint(in.byRnd[r]))
+			if v, ok := inj.byRnd[r]; ok {
+				cell += " / " + fint(v)
+			}
+			row += cell + " |"
 		}
 		d.p("%s", row)
 	}
@@ -542,8 +564,13 @@ func dropMonitorLossless(steps []results.DropMonitorStep) float64 {
 	return best
 }
 
+// costResults summarises the cost floods: no listener first, then kfw,
+// then NET_DM.
 func costResults(trials []results.Trial) []configResult {
-	return pathResults(trials, results.PathDrop, "quiet")
+	rs := pathResults(trials, results.PathDrop, "quiet", nil)
+	rank := map[string]int{"quiet": 0, "kfw-events": 1, "drop-monitor": 2}
+	slices.SortStableFunc(rs, func(a, b configResult) int { return rank[a.Config] - rank[b.Config] })
+	return rs
 }
 
 func (d *doc) cost(ev *results.Events) {

@@ -28,7 +28,8 @@ type Guest struct {
 // round, interleaved.
 type PacketPath struct {
 	Rounds       int
-	TrialSeconds float64
+	TrialSeconds float64 // per path and configuration in a round: Bursts bursts
+	Bursts       int
 	Senders      int // sending threads, one per CPU from CPU 0
 	FrameBytes   int // Ethernet frame without FCS
 	RuleCounts   []int
@@ -46,6 +47,23 @@ type Trial struct {
 	// Check is the sanity check of the configuration after the trial,
 	// empty when it passed: the matching (last) rule counted the packets.
 	Check string `json:",omitempty"`
+	// Bursts are the trial's turns when paths took turns (Counted and
+	// Seconds are their sums).
+	Bursts []Burst `json:",omitempty"`
+}
+
+// Burst is one turn of a path.
+type Burst struct {
+	Counted uint64
+	Seconds float64
+}
+
+// PPS is the burst's counted packets per second.
+func (b Burst) PPS() float64 {
+	if b.Seconds <= 0 {
+		return 0
+	}
+	return float64(b.Counted) / b.Seconds
 }
 
 // PPS is the trial's counted packets per second.
