@@ -24,7 +24,7 @@ func goBenchArgs(quick bool) []string {
 	if quick {
 		args = append(args, "-count", "1", "-benchtime", "100ms")
 	} else {
-		args = append(args, "-count", "6")
+		args = append(args, "-count", "6", "-benchtime", "500ms")
 	}
 	return append(args, goBenchPackages...)
 }

@@ -89,13 +89,14 @@ func Run(ctx context.Context, o Options) (*results.Run, error) {
 	}
 
 	logf("lab VM (%s, %s)", kernel.Name, kernel.Release)
-	if err := runGuest(ctx, o, kernel, bins, run, logf); err != nil {
-		return run, err
-	}
+	err = runGuest(ctx, o, kernel, bins, run, logf)
 	run.Machine.LoadEnd = loadAvg()
 	run.Elapsed = time.Since(run.Started)
-
-	if err := writeJSON(filepath.Join(o.ResultsDir, "run.json"), run); err != nil {
+	// Whatever was measured is kept, also after a failure in the VM.
+	if jerr := writeJSON(filepath.Join(o.ResultsDir, "run.json"), run); err == nil {
+		err = jerr
+	}
+	if err != nil {
 		return run, err
 	}
 	md, err := report.Markdown(run, o.ResultsDir, o.Repo)
