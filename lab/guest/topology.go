@@ -76,7 +76,7 @@ func (t Topology) Create() error {
 // costs a process start, which is slow under TCG. The kernel loads veth on
 // demand.
 func (t Topology) create() error {
-	var namespaces, links []string
+	var namespaces []string
 	for _, ns := range t.Namespaces() {
 		namespaces = append(namespaces, "netns add "+ns)
 	}
@@ -92,12 +92,14 @@ func (t Topology) create() error {
 			}
 		}
 	}
+	// Each pair is created from inside the first endpoint's namespace: a
+	// request from the initial namespace looks the name up there, and a
+	// VM with networking already has an eth0 of its own (EEXIST).
 	for _, l := range [][2]Endpoint{{t.Client, t.RouterClient}, {t.Server, t.RouterServer}} {
-		links = append(links, fmt.Sprintf("link add %s netns %s type veth peer name %s netns %s",
-			l[0].Iface, l[0].NS, l[1].Iface, l[1].NS))
-	}
-	if err := ipBatch("", links); err != nil {
-		return err
+		link := fmt.Sprintf("link add %s type veth peer name %s netns %s", l[0].Iface, l[1].Iface, l[1].NS)
+		if err := ipBatch(l[0].NS, []string{link}); err != nil {
+			return err
+		}
 	}
 	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
 		if err := Sysctl(t.Router(), key, "1"); err != nil {
