@@ -216,6 +216,15 @@ func (m metrics) value(name string, kv ...string) (float64, bool) {
 	return v, ok
 }
 
+// sum adds every series of name.
+func (m metrics) sum(name string) float64 {
+	var total float64
+	for _, v := range m[name] {
+		total += v
+	}
+	return total
+}
+
 // scrapeRecord is what one background scrape saw.
 type scrapeRecord struct {
 	seq  int
