@@ -52,8 +52,8 @@ func TestChurnUnderTraffic(t *testing.T) {
 
 	ns := newNetNS(t)
 	targets := quietTargets()
-	quiet := []int{0, 1, 2, 3}
-	background := []int{0, 2} // the drop port of each family
+	quiet := []int{drop4, hit4, drop6, hit6}
+	background := []int{drop4, drop6}
 	for _, a := range loopbacks {
 		for p := range churnPorts {
 			background = append(background, len(targets))
@@ -86,8 +86,8 @@ func TestChurnUnderTraffic(t *testing.T) {
 			}
 		}
 		out := traffic.stop(t)
-		sent.drops4 += out[0].dropped
-		sent.drops6 += out[2].dropped
+		sent.drops4 += out[drop4].dropped
+		sent.drops6 += out[drop6].dropped
 
 		// Quiet: no update in flight, nothing sent.
 		settleLoopback(t)
@@ -98,7 +98,7 @@ func TestChurnUnderTraffic(t *testing.T) {
 		f.sendExact(t, quiet, w.quietPerCPU)
 		sent.drops4, sent.drops6, sent.hits4, sent.hits6 = sent.drops4+n, sent.drops6+n, sent.hits4+n, sent.hits6+n
 		waitFor(t, "the quiet window's hits to reach their sinks", func() (bool, string) {
-			h4, h6 := f.received(targets[1].dst), f.received(targets[3].dst)
+			h4, h6 := f.received(targets[hit4].dst), f.received(targets[hit6].dst)
 			return h4 == sent.hits4 && h6 == sent.hits6, fmt.Sprintf("received %d and %d of %d and %d", h4, h6, sent.hits4, sent.hits6)
 		})
 		after := readCounters(t)

@@ -33,8 +33,16 @@ func baseRules(t *testing.T) []abi.Rule {
 	return rules
 }
 
+// The indices of quietTargets' targets; every flows starts with them.
+const (
+	drop4 = iota // rule 1 drops it
+	hit4         // rules 2 and 3 accept it
+	drop6
+	hit6
+)
+
 // quietTargets are the targets of a quiet window: both loopback addresses,
-// the drop port and the hit port.
+// the drop port and the hit port, in the order of drop4, hit4, drop6, hit6.
 func quietTargets() []target {
 	var tgs []target
 	for _, a := range loopbacks {

@@ -55,20 +55,20 @@ func TestReloadCycles(t *testing.T) {
 	s := startScraper(t, e, w.scrapeEvery)
 	ns := newNetNS(t)
 	f := newFlows(t, ns, ncpu, quietTargets())
-	all := []int{0, 1, 2, 3} // drop4, hit4, drop6, hit6
+	all := []int{drop4, hit4, drop6, hit6}
 	procReaders := startReloadReaders(t, w.pause)
 	commands := startCommandReader(t, w.pause)
 	traffic := startPaced(t, f, all, w.pause, true)
 
 	var hitsSent [2]uint64 // datagrams to the hit port that passed, by family
 	countHits := func(out []outcome) {
-		hitsSent[0] += out[1].passed
-		hitsSent[1] += out[3].passed
+		hitsSent[0] += out[hit4].passed
+		hitsSent[1] += out[hit6].passed
 	}
 	waitHits := func(what string) {
 		t.Helper()
 		waitFor(t, what, func() (bool, string) {
-			h4, h6 := f.received(f.targets[1].dst), f.received(f.targets[3].dst)
+			h4, h6 := f.received(f.targets[hit4].dst), f.received(f.targets[hit6].dst)
 			return h4 == hitsSent[0] && h6 == hitsSent[1],
 				fmt.Sprintf("sinks received %d and %d of %d and %d", h4, h6, hitsSent[0], hitsSent[1])
 		})
@@ -111,7 +111,7 @@ func TestReloadCycles(t *testing.T) {
 		waitFor(t, "drops on every CPU and family under the restored rules", func() (bool, string) {
 			now := traffic.snapshotPerCPU()
 			for cpu := range now {
-				for _, ti := range []int{0, 2} {
+				for _, ti := range []int{drop4, drop6} {
 					if d := now[cpu][ti].dropped - sentBefore[cpu][ti].dropped; d < minDropsUnderTraffic {
 						return false, fmt.Sprintf("%d drops on cpu %d to %s", d, cpu, f.targets[ti])
 					}
@@ -157,7 +157,7 @@ func TestReloadCycles(t *testing.T) {
 		restarted := traffic.snapshot()
 		waitFor(t, "the traffic to flow again", func() (bool, string) {
 			now := traffic.snapshot()
-			return now[0].dropped > restarted[0].dropped+10 && now[2].dropped > restarted[2].dropped+10,
+			return now[drop4].dropped > restarted[drop4].dropped+10 && now[drop6].dropped > restarted[drop6].dropped+10,
 				fmt.Sprintf("%+v", now)
 		})
 		unload(t, cycle, rec, s)
@@ -253,10 +253,10 @@ func restore(t *testing.T, cycle int, kfwctl string, table *abi.RuleTable) strin
 // totalDrops sums the drops to the drop port of both families between two
 // snapshots of the senders.
 func totalDrops(before [][]outcome, after []outcome) (drops4, drops6 uint64) {
-	drops4, drops6 = after[0].dropped, after[2].dropped
+	drops4, drops6 = after[drop4].dropped, after[drop6].dropped
 	for cpu := range before {
-		drops4 -= before[cpu][0].dropped
-		drops6 -= before[cpu][2].dropped
+		drops4 -= before[cpu][drop4].dropped
+		drops6 -= before[cpu][drop6].dropped
 	}
 	return drops4, drops6
 }

@@ -68,7 +68,7 @@ func sizeFor(kernel string) workload {
 		scrapeEvery: 100 * time.Millisecond,
 	}
 	if kernel == "debug" {
-		w.rounds, w.updates, w.churnSends, w.quietPerCPU = 6, 500, 600, 50
+		w.rounds, w.updates, w.churnSends, w.quietPerCPU = 8, 800, 800, 50
 		w.pause, w.scrapeEvery = 500*time.Microsecond, 250*time.Millisecond
 	}
 	return w
