@@ -7,7 +7,8 @@
 // Host flags: -quick (the BENCH_QUICK=1 smoke run: results under
 // build/bench/quick), -wait-quiet DURATION (first wait up to that long for
 // the host's 1-minute load average to fall below 0.5), -markdown FILE and
-// -results DIR (where to write).
+// -results DIR (where to write), -render RUN.JSON (write the report again
+// from a run's raw results, measuring nothing).
 //
 // Exit status: 0 done, 1 a measurement or the lab failed, 2 usage.
 package main
@@ -51,6 +52,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.WaitQuiet, "wait-quiet", 0, "wait up to this long for the host's 1-minute load average to fall below 0.5")
 	fs.StringVar(&o.Markdown, "markdown", "", "write the report here (default: BENCHMARKS.md, or build/bench/quick/BENCHMARKS.md)")
 	fs.StringVar(&o.ResultsDir, "results", "", "write the raw results here (default: bench/results, or build/bench/quick/results)")
+	render := fs.String("render", "", "only write the report again from this run.json (no measurement)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -59,6 +61,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	o.Log = stderr
+	if *render != "" {
+		if err := harness.Render(o, *render); err != nil {
+			fmt.Fprintln(stderr, "kfwbench:", err)
+			return exitFailure
+		}
+		return 0
+	}
 	if _, err := harness.Run(ctx, o); err != nil {
 		fmt.Fprintln(stderr, "kfwbench:", err)
 		return exitFailure

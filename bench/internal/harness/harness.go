@@ -110,6 +110,28 @@ func Run(ctx context.Context, o Options) (*results.Run, error) {
 	return run, nil
 }
 
+// Render writes the report again from a run's raw results (run.json),
+// after a change to the report itself: no measurement is repeated.
+func Render(o Options, runJSON string) error {
+	b, err := os.ReadFile(runJSON)
+	if err != nil {
+		return err
+	}
+	var run results.Run
+	if err := json.Unmarshal(b, &run); err != nil {
+		return fmt.Errorf("%s: %w", runJSON, err)
+	}
+	o.Quick = run.Quick
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	md, err := report.Markdown(&run, o.ResultsDir, o.Repo)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(o.Markdown, []byte(md), 0o644)
+}
+
 func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = os.Stderr

@@ -153,3 +153,10 @@ func mapValues(rs []configResult) [][]float64 {
 	}
 	return out
 }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -151,7 +151,7 @@ func seriesSummary(se results.EventSeries, stepSeconds float64) string {
 				fint(float64(l.Socket)))
 		}
 	}
-	if worst, ok := slowestLossy(se.Steps); ok {
+	if worst, lossy := slowestLossy(se.Steps); lossy {
 		l := splitLoss(worst)
 		line += fmt.Sprintf(" The slowest step that lost events ran at %s/s: %s of %s lost (%s): kernel queue %s, socket (ENOBUFS) %s, suppressed %s.",
 			fint(worst.Achieved()), fint(float64(worst.Exporter.Lost)), fint(float64(worst.Kernel.Generated)),
@@ -261,10 +261,11 @@ func (d *doc) machine() {
 	d.p("| host load average (1, 5, 15 min) | start %s, end %s; %s |", loads(m.LoadStart), loads(m.LoadEnd), quiet)
 	d.p("| VM run | %s (boot, all in-VM phases, log collection) |", d.run.GuestRun.Round(time.Second))
 	d.p("")
-	if m.LoadStart[0] >= 1 || m.LoadEnd[0] >= 1 {
-		d.p("The host was not quiet during this run (other lab VMs share its %d cores): expect a wider spread.", m.CPUs)
-		d.p("")
+	d.p("The load average at the end includes this run's own VM, whose two vCPU threads add about %d.", m.VMCPUs)
+	if m.LoadStart[0] >= 1 || m.LoadEnd[0] >= float64(m.VMCPUs)+1 {
+		d.p("The host was also busy with other work (other lab VMs share its %d cores): expect a wider spread.", m.CPUs)
 	}
+	d.p("")
 	d.p("To reproduce, from the repository root:")
 	d.p("")
 	d.p("```sh")
@@ -320,10 +321,10 @@ func (d *doc) packetPath() {
 	d.p("tracking is loaded. kfw's table is global: its hooks run in every namespace, but the client sends below IP and")
 	d.p("the server discards before IP, so only the router's hook walks the table, as on a real router.")
 	d.p("")
-	d.p("**Rounds and adjustment.** %d round(s); in each, every configuration is installed once (each round starts",
-		pp.Rounds)
+	d.p("**Rounds and adjustment.** %d %s; in each, every configuration is installed once (each round starts",
+		pp.Rounds, plural(pp.Rounds, "round", "rounds"))
 	d.p("one configuration later) and its three paths take turns in %d bursts each, %s s per path in all (which path",
-		pp.Bursts, trimFloat(pp.TrialSeconds))
+		pp.Bursts, f1(pp.TrialSeconds))
 	d.p("leads rotates by round). The host is shared, and the CPU it gives the VM changes from second to second:")
 	d.p("the injection bursts measure that, so every rate is also **adjusted**: the median over the slot's turns of")
 	d.p("the path's rate over the injection rate of the same turn, times the run's median injection rate. Ratios are")
@@ -462,6 +463,16 @@ func (d *doc) events() {
 	d.p("every CPU; **contended**, senders on both vCPUs and kfw_exporter bound to vCPU 1: the sender on vCPU 0")
 	d.p("does not slow down when the consumer needs CPU, so this is where the consumer falls behind first.")
 	d.p("")
+	d.p("**drop_monitor.** `dropwatch` is not installed, so kfwbench drives `drop_monitor` itself over its generic")
+	d.p("netlink family `NET_DM` (`bench/internal/netdm`) and runs each placement's steps again: packet mode (one")
+	d.p("alert per dropped packet, like kfw's events, but one netlink message each where kfw packs a page of events")
+	d.p("into one), per-CPU queue of %d packets (the default), whole packets, a listener with the same %s receive",
+		ev.DropMonitorQueueLen, bytesIEC(float64(ev.ReadBuffer)))
+	d.p("buffer and placement that only counts the alerts and reads their drop reason (less work per alert than")
+	d.p("kfw_exporter does per event). Same floods and drop rule; kfw has no listener then, so it generates no events.")
+	d.p("NET_DM does not count what its listeners miss, so loss is computed from the rule's drop counter: drops −")
+	d.p("alerts with reason `NETFILTER_DROP`; *queue* is NET_DM's own `NET_DM_ATTR_STATS_DROPPED`, *socket* the rest.")
+	d.p("")
 	d.p("Loss by stage: *queue* = `events_queue_overflows` (kfw's per-CPU ring full: the drain work fell behind);")
 	d.p("*socket* = events in batches dropped at kfw_exporter's full socket (`kfw_events_lost_total` minus the kernel's")
 	d.p("own losses; `events_nobufs` counts the multicasts that hit the full buffer); *suppressed* =")
@@ -482,7 +493,11 @@ func (d *doc) events() {
 		}
 		d.p("")
 		if best, ok := losslessStep(se.Steps); ok {
-			d.p("**Lossless rate: %s events/s** (offered %s/s).", fint(best.Achieved()), fint(best.Offered))
+			line := fmt.Sprintf("**Lossless rate: %s events/s** (offered %s/s)", fint(best.Achieved()), fint(best.Offered))
+			if _, lossy := slowestLossy(se.Steps); !lossy {
+				line += "; no step lost events: the senders topped out before the consumer did"
+			}
+			d.p("%s.", line)
 		} else {
 			d.p("No step was lossless.")
 		}
@@ -508,24 +523,16 @@ func (d *doc) events() {
 			d.p("by kfw_exporter); received + lost = generated: %v.", st.Exact)
 		}
 		d.p("")
-		d.dropMonitor(ev, se)
+		d.dropMonitor(se)
 	}
 	d.cost(ev)
 }
 
-func (d *doc) dropMonitor(ev *results.Events, se results.EventSeries) {
+func (d *doc) dropMonitor(se results.EventSeries) {
 	if len(se.DropMonitor) == 0 {
 		return
 	}
-	d.p("drop_monitor, same placement: `dropwatch` is not installed, so kfwbench drives `drop_monitor` itself over its")
-	d.p("generic netlink family `NET_DM` (`bench/internal/netdm`): packet mode (one alert per dropped packet, like kfw's")
-	d.p("events, but one netlink message each instead of batches), per-CPU queue of %d packets (the default), whole",
-		ev.DropMonitorQueueLen)
-	d.p("packets, a listener with the same %s receive buffer and placement. The same floods and drop rule; kfw has no",
-		bytesIEC(float64(ev.ReadBuffer)))
-	d.p("listener then, so it generates no events. NET_DM does not count what its listeners miss, so loss is computed")
-	d.p("from the rule's drop counter: drops − alerts with reason `NETFILTER_DROP`; *queue* is NET_DM's own")
-	d.p("`NET_DM_ATTR_STATS_DROPPED`, *socket* the rest.")
+	d.p("drop_monitor (NET_DM, packet mode), same placement and floods:")
 	d.p("")
 	d.p("| offered/s | dropped/s | drops | alerts | lost | queue | socket | socket overruns (ENOBUFS) |")
 	d.p("|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -536,6 +543,16 @@ func (d *doc) dropMonitor(ev *results.Events, se results.EventSeries) {
 			fint(float64(st.Overruns)))
 	}
 	d.p("")
+}
+
+// anyLossyStep tells whether a step of any series lost events.
+func anyLossyStep(series []results.EventSeries) bool {
+	for _, se := range series {
+		if _, lossy := slowestLossy(se.Steps); lossy {
+			return true
+		}
+	}
+	return false
 }
 
 // dropMonitorFirstLossy is the step with the lowest drop rate above rate
@@ -713,13 +730,18 @@ func (d *doc) notMeasured() {
 	d.p("- **Rule sets that are not linear.** nftables sets and maps (`udp dport { ... }`) would match 1000 ports in")
 	d.p("  one lookup; kfw has no equivalent, so the comparison is of equivalent *linear* rule lists, as an")
 	d.p("  iptables-style ruleset translated one to one would be.")
-	d.p("- **Both vCPUs producing events.** The event floods come from one vCPU so that the consumer has the other;")
-	d.p("  with both producing, the consumer competes with the producers for CPU and the result describes the")
-	d.p("  scheduler more than the pipeline.")
 	d.p("- **drop_monitor in summary mode**, which reports counts per drop location rather than packets, and the")
 	d.p("  `dropwatch` tool itself (not installed): the comparison uses NET_DM's packet mode, the per-packet")
 	d.p("  equivalent of kfw's events, driven by our own client.")
 	d.p("- **Memory of a long run.** RSS is sampled over one sustained flood of seconds, not hours.")
+	if ev := d.run.Guest.Events; ev != nil && !anyLossyStep(ev.Series) {
+		d.p("- **A rate above kfw_exporter's capacity.** In no placement did the lab's senders generate events faster")
+		d.p("  than kfw_exporter consumed them (each step was lossless up to the senders' ceiling), so the loss split")
+		d.p("  above the lossless rate comes from the consumer stall instead: the same stages, forced.")
+	}
+	d.p("- **Timing independent of the host's load.** qemu's `-icount` would tie guest time to instructions")
+	d.p("  executed and make the VM's rates deterministic; the lab does not expose qemu options, so the injection")
+	d.p("  turns stand in for it (section 1).")
 	d.p("")
 }
 
@@ -730,6 +752,6 @@ func (d *doc) rawFiles(rel string) {
 		filepath.Join(rel, "run.json"), filepath.Join(rel, "run.json"))
 	d.p("- [`%s`](%s): what the VM payload wrote; [`%s`](%s): its log.", filepath.Join(rel, "guest.json"),
 		filepath.Join(rel, "guest.json"), filepath.Join(rel, "guest.log"), filepath.Join(rel, "guest.log"))
-	d.p("- [`%s`](%s): `go test -bench` output (`benchstat %s`).", filepath.Join(rel, "go-bench.txt"),
-		filepath.Join(rel, "go-bench.txt"), filepath.Join(rel, "go-bench.txt"))
+	d.p("- [`%s`](%s): `go test -bench` output, for", filepath.Join(rel, "go-bench.txt"), filepath.Join(rel, "go-bench.txt"))
+	d.p("  `go run golang.org/x/perf/cmd/benchstat@latest %s` (or to compare with a later run).", filepath.Join(rel, "go-bench.txt"))
 }
