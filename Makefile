@@ -34,8 +34,8 @@ LAB_KERNELS ?= generic
 LAB_TIMEOUT ?= 150m
 # Host tests outside tests/lab that boot the lab (generic kernel); `unit`
 # runs the same packages with -short, which skips exactly these.
-LAB_HOST_TESTS := TestMakeRun|TestDKMS|TestREADME
-LAB_HOST_PKGS := ./cmd/kfwrun ./packaging .
+LAB_HOST_TESTS := TestMakeRun|TestDKMS|TestREADME|TestQuick
+LAB_HOST_PKGS := ./cmd/kfwrun ./packaging ./bench .
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 BINS := bin/kfw_exporter bin/kfwctl bin/kfwlab
@@ -57,6 +57,8 @@ help:
 	@echo "  run           the lab VM with rules, traffic, kfw_exporter and a local Prometheus"
 	@echo "  install       kfw_exporter, kfwctl, systemd units (DESTDIR, PREFIX)"
 	@echo "  dkms-install  register kmod/ with DKMS; uninstall undoes both installs"
+	@echo "  bench         measure kfw vs nftables/iptables, events, exporter: BENCHMARKS.md"
+	@echo "                (BENCH_QUICK=1: a short smoke run)"
 
 deps:
 	@scripts/deps.sh
