@@ -88,20 +88,6 @@ func (r *recorder) tally(instance uint64) (received, lost uint64) {
 	return r.received[instance], r.lost[instance]
 }
 
-// total returns the events received and lost over every instance, and the
-// overruns of the socket.
-func (r *recorder) total() (received, lost uint64, overruns int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, n := range r.received {
-		received += n
-	}
-	for _, n := range r.lost {
-		lost += n
-	}
-	return received, lost, r.overruns
-}
-
 // eventsOnCPU returns how many events of instance came from cpu.
 func (r *recorder) eventsOnCPU(instance uint64, cpu int) uint64 {
 	r.mu.Lock()
