@@ -10,13 +10,14 @@ import (
 	"testing"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // TestConcurrentWritersReadersTraffic runs writers, readers of every /proc
 // file and traffic at once: every write commits exactly once, every read is
 // one whole, well-formed table, and the kernel stays quiet.
 func TestConcurrentWritersReadersTraffic(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	ns := newNetNS(t)
 	conns := loopbackFlows(t, ns)
 	mustWriteRules(t, "add id=60000 action=accept proto=udp")

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // TestExactCounters sends known packets in a namespace of its own and
@@ -15,7 +17,7 @@ import (
 // through sockets, TCP as raw SYN segments (a real connection's segment
 // count depends on the stack's timing).
 func TestExactCounters(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	for _, addr := range loopbacks {
 		t.Run(familyName(addr), func(t *testing.T) {
 			ns := newNetNS(t)
@@ -41,12 +43,12 @@ func TestExactCounters(t *testing.T) {
 			// TCP: accepted and counted at output, dropped at input (so the
 			// stack sends no reset that would add packets).
 			const dport = 4242
-			syn := tcpSegment(addr, addr, 40000, dport)
+			syn := guest.TCPSYNSegment(addr, addr, 40000, dport)
 			pkt := ipv4Packet(6, addr, addr, 0, syn)
-			tcpSize := uint64(ipv4HeaderLen + tcpHeaderLen)
+			tcpSize := uint64(guest.IPv4HeaderLen + guest.TCPHeaderLen)
 			if addr.Is6() {
-				pkt = ipv6Packet(6, addr, addr, syn)
-				tcpSize = ipv6HeaderLen + tcpHeaderLen
+				pkt = guest.IPv6Packet(6, addr, addr, syn)
+				tcpSize = guest.IPv6HeaderLen + guest.TCPHeaderLen
 			}
 			mustWriteRules(t, "flush",
 				fmt.Sprintf("add id=20 action=accept family=%s proto=tcp dport=%d hooks=output", familyName(addr), dport),
@@ -68,7 +70,7 @@ func TestExactCounters(t *testing.T) {
 // rule keeps its counters while its id and spec stay, whatever else the
 // transaction does, and starts from zero when either changes.
 func TestCountersSurviveUnrelatedChanges(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	ns := newNetNS(t)
 	recv := listenUDP(t, ns, netip.AddrPortFrom(loopback4, 0))
 	port := boundPort(recv)
@@ -126,7 +128,7 @@ func TestCountersSurviveUnrelatedChanges(t *testing.T) {
 // TestGenerationCountsCommits checks that generation moves by one per
 // committed write and never otherwise.
 func TestGenerationCountsCommits(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	if g := generation(t); g != 0 {
 		t.Fatalf("generation %d after load, want 0", g)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // Timeouts that only bound waiting: a connection kfw accepts completes far
@@ -22,7 +23,7 @@ const (
 // traffic through, a drop rule drops, an accept rule with a lower id wins
 // over it and one with a higher id does not.
 func TestFirstMatchWins(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	for _, addr := range loopbacks {
 		t.Run(familyName(addr), func(t *testing.T) {
 			ns := newNetNS(t)
@@ -64,7 +65,7 @@ func TestFirstMatchWins(t *testing.T) {
 // TestTCPVerdicts checks real TCP connections on loopback: a drop rule on
 // the server port blocks the handshake, an earlier accept rule restores it.
 func TestTCPVerdicts(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	for _, addr := range loopbacks {
 		t.Run(familyName(addr), func(t *testing.T) {
 			ns := newNetNS(t)
@@ -97,7 +98,7 @@ func TestTCPVerdicts(t *testing.T) {
 // TestDefaultPolicyPerHook checks that each hook's policy applies to that
 // hook only, and that a rule overrides it.
 func TestDefaultPolicyPerHook(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	for _, addr := range loopbacks {
 		t.Run(familyName(addr), func(t *testing.T) {
 			ns := newNetNS(t)

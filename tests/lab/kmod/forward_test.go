@@ -8,14 +8,15 @@ import (
 	"testing"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // TestForward routes UDP and TCP from the client namespace through the
 // router namespace to the server namespace and checks the forward hook:
 // interface matches by direction, exact counts, drops and the policy.
 func TestForward(t *testing.T) {
-	loadModule(t)
-	topo := newTopology(t)
+	labtest.LoadModule(t)
+	topo := labtest.NewTopology(t)
 	router := topo.Router()
 	for _, server := range []netip.Addr{topo.Server.IPv4.Addr(), topo.Server.IPv6.Addr()} {
 		t.Run(familyName(server), func(t *testing.T) {
@@ -94,8 +95,8 @@ func TestForward(t *testing.T) {
 // TestInterfaceMatch checks iif at input and oif at output by name, in
 // every namespace: the rule table is global.
 func TestInterfaceMatch(t *testing.T) {
-	loadModule(t)
-	topo := newTopology(t)
+	labtest.LoadModule(t)
+	topo := labtest.NewTopology(t)
 	routerAddr := topo.RouterClient.IPv4.Addr()
 	recv := listenUDP(t, topo.Router(), netip.AddrPortFrom(routerAddr, 0))
 	port := boundPort(recv)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // hostileWrites are /proc/kfw/rules writes that must each fail with EINVAL
@@ -133,7 +134,7 @@ func manyAdds(n int) string {
 // TestHostileWrites checks that each hostile write fails with EINVAL and
 // leaves the rules and the generation as they were.
 func TestHostileWrites(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	mustWriteRules(t, "policy hook=output action=drop", "add id=10 action=accept proto=tcp dport=22",
 		"add id=20 action=drop family=ipv6")
 	rules, gen := readRules(t), generation(t)
@@ -175,7 +176,7 @@ func TestHostileWrites(t *testing.T) {
 // TestRejectionIsLogged checks the kernel log line of a rejected write. It
 // loads a fresh module so that the log's rate limit has not been spent.
 func TestRejectionIsLogged(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	mark, err := guest.MarkLog()
 	if err != nil {
 		t.Fatal(err)

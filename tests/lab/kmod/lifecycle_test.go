@@ -15,6 +15,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // flood sends UDP datagrams on every connection until ctx ends, ignoring
@@ -80,7 +81,7 @@ func (c *counter) get() uint64 { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 // loads it again: a clean kernel log, a new instance, every counter from
 // zero. Then it loads and unloads again while traffic flows.
 func TestUnloadUnderTraffic(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	first := readStats(t)
 	ns := newNetNS(t)
 	conns := loopbackFlows(t, ns)
@@ -165,7 +166,7 @@ func TestUnloadUnderTraffic(t *testing.T) {
 	}
 
 	// Once more, loading and unloading while traffic flows.
-	conns = append(conns, forwardFlows(t, newTopology(t))...)
+	conns = append(conns, forwardFlows(t, labtest.NewTopology(t))...)
 	ctx, stop = context.WithCancel(context.Background())
 	defer stop()
 	flood(ctx, &wg, &sent, conns...)

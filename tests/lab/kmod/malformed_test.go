@@ -5,6 +5,9 @@ package kmod
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // TestMalformedIPv6 sends IPv6 packets whose headers end early and checks
@@ -12,14 +15,14 @@ import (
 // unknown (only rules without proto or ports match); with a transport
 // header too short for ports, the protocol matches but no port rule does.
 func TestMalformedIPv6(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	ns := newNetNS(t)
 	const n = 5
 
 	// Hop-by-hop options (8 bytes, PadN) announcing destination options
 	// that are not there: the chain ends inside a header.
 	hbh := []byte{60, 0, 1, 4, 0, 0, 0, 0}
-	cutChain := ipv6Packet(0, loopback6, loopback6, hbh)
+	cutChain := guest.IPv6Packet(0, loopback6, loopback6, hbh)
 	mustWriteRules(t, "flush",
 		"add id=1 action=accept family=ipv6 proto=0 hooks=output",
 		"add id=2 action=accept family=ipv6 proto=60 hooks=output",
@@ -33,10 +36,10 @@ func TestMalformedIPv6(t *testing.T) {
 	checkRuleCounts(t, map[uint32]counts{1: {}, 2: {}, 3: {}, 4: {}, 5: {n, n * size}, 6: {n, n * size}})
 
 	// A TCP header of 2 bytes: protocol tcp, ports unknown.
-	shortTCP := ipv6Packet(6, loopback6, loopback6, []byte{0x12, 0x34})
+	shortTCP := guest.IPv6Packet(6, loopback6, loopback6, []byte{0x12, 0x34})
 	// A UDP header behind a complete hop-by-hop header: the protocol
 	// after the extension headers, and its ports.
-	behindHBH := ipv6Packet(0, loopback6, loopback6,
+	behindHBH := guest.IPv6Packet(0, loopback6, loopback6,
 		append([]byte{17, 0, 1, 4, 0, 0, 0, 0}, udpHeader(1000, 53, 0)...))
 	mustWriteRules(t, "flush",
 		"add id=1 action=accept proto=tcp dport=0-65535 hooks=output",
@@ -55,7 +58,7 @@ func TestMalformedIPv6(t *testing.T) {
 	frag[0] = 17                               // next header: udp
 	binary.BigEndian.PutUint16(frag[2:], 8<<3) // offset 8 (64 bytes), last fragment
 	binary.BigEndian.PutUint32(frag[4:], 0x4b46)
-	laterFragment := ipv6Packet(44, loopback6, loopback6, append(frag, udpHeader(1000, 53, 8)...))
+	laterFragment := guest.IPv6Packet(44, loopback6, loopback6, append(frag, udpHeader(1000, 53, 8)...))
 	mustWriteRules(t, "flush",
 		"add id=1 action=accept proto=udp dport=53 hooks=output",
 		"add id=2 action=accept proto=udp hooks=output")
@@ -70,7 +73,7 @@ func TestMalformedIPv6(t *testing.T) {
 // The output hook sees fragments as sent; local input sees them only
 // reassembled.
 func TestIPv4Fragments(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	ns := newNetNS(t)
 	const n = 5
 	const mf = 0x2000
@@ -92,7 +95,7 @@ func TestIPv4Fragments(t *testing.T) {
 // udpHeader returns a UDP header followed by payload zero bytes; the
 // checksum is left zero (the packets never reach a socket).
 func udpHeader(sport, dport uint16, payload int) []byte {
-	h := make([]byte, udpHeaderLen+payload)
+	h := make([]byte, guest.UDPHeaderLen+payload)
 	binary.BigEndian.PutUint16(h[0:], sport)
 	binary.BigEndian.PutUint16(h[2:], dport)
 	binary.BigEndian.PutUint16(h[4:], uint16(len(h)))

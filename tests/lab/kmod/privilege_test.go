@@ -3,13 +3,9 @@
 package kmod
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -18,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // The test binary doubles as the unprivileged writer: run with
@@ -83,71 +80,19 @@ func runHelper(mode string) string {
 	return "ok"
 }
 
-// helperBinary copies the test binary where an unprivileged user can run
-// it (the lab keeps it in a private directory).
-func helperBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "kfw-helper-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "helper")
-	src, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// runHelperProcess runs the helper in mode with cred (nil: as root) and
-// the extra files, and returns what it reports.
-func runHelperProcess(t *testing.T, bin, mode string, cred *syscall.Credential, files ...*os.File) string {
-	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(bin)
-	cmd.Env = []string{helperEnv + "=" + mode}
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	cmd.ExtraFiles = files
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helper %s: %v: %s", mode, err, out.String())
-	}
-	return strings.TrimSpace(out.String())
-}
-
 // TestUnprivilegedWriter checks who may write rules: not a user (the file
 // mode), not root without CAP_NET_ADMIN (EPERM), and the check looks at the
 // credentials of whoever opened the file.
 func TestUnprivilegedWriter(t *testing.T) {
-	loadModule(t)
-	bin := helperBinary(t)
+	labtest.LoadModule(t)
+	bin := labtest.CopyTestBinary(t)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	gen := generation(t)
 
-	if got := runHelperProcess(t, bin, "write", nobody); got != "open: EACCES" {
+	if got := labtest.RunHelper(t, bin, helperEnv, "write", nobody); got != "open: EACCES" {
 		t.Errorf("user nobody: %s, want open: EACCES", got)
 	}
-	if got := runHelperProcess(t, bin, "drop-net-admin", nil); got != "write: EPERM" {
+	if got := labtest.RunHelper(t, bin, helperEnv, "drop-net-admin", nil); got != "write: EPERM" {
 		t.Errorf("root without CAP_NET_ADMIN: %s, want write: EPERM", got)
 	}
 	if g := generation(t); g != gen || strings.Contains(readRules(t), "id=77") {
@@ -161,14 +106,14 @@ func TestUnprivilegedWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if got := runHelperProcess(t, bin, "write-inherited", nobody, f); got != "ok" {
+	if got := labtest.RunHelper(t, bin, helperEnv, "write-inherited", nobody, f); got != "ok" {
 		t.Errorf("user nobody writing to a file root opened: %s, want ok", got)
 	}
 	if g := generation(t); g != gen+1 || !strings.Contains(readRules(t), "add id=77 action=drop\n") {
 		t.Fatalf("the delegated write did not commit (generation %d -> %d)", gen, g)
 	}
 
-	if got := runHelperProcess(t, bin, "write", nil); got != "write: EINVAL" {
+	if got := labtest.RunHelper(t, bin, helperEnv, "write", nil); got != "write: EINVAL" {
 		t.Errorf("root adding rule 77 again: %s, want write: EINVAL (it exists)", got)
 	}
 }

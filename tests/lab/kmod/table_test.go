@@ -16,6 +16,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // everyKindOfRule uses every key and value form of the rule language, in
@@ -45,7 +46,7 @@ var everyKindOfRule = []string{
 // was written in canonical form, and that writing what was read restores
 // the same bytes, also onto an empty table.
 func TestSaveRestoreRoundTrip(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	policies := []string{
 		"policy hook=input action=accept",
 		"policy hook=forward action=drop",
@@ -108,7 +109,7 @@ func sortedByID(lines []string) string {
 // TestCanonicalForm checks the printed form of rules written in other
 // spellings, against the expected text and against the abi package.
 func TestCanonicalForm(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	cases := []struct{ in, want string }{
 		{"add dport=22 action=drop proto=6 id=5 src=10.0.0.0/8", "add id=5 action=drop proto=tcp src=10.0.0.0/8 dport=22"},
 		{"add id=007 action=accept", "add id=7 action=accept"},
@@ -161,7 +162,7 @@ func TestCanonicalForm(t *testing.T) {
 // of the table accepts and ends up with the same table.
 func TestMatchesABIModel(t *testing.T) {
 	const maxRules = 12
-	loadModule(t, fmt.Sprintf("max_rules=%d", maxRules))
+	labtest.LoadModule(t, fmt.Sprintf("max_rules=%d", maxRules))
 	model := abi.NewRuleTable()
 	model.MaxRules = maxRules
 	rng := rand.New(rand.NewPCG(2, 3))
@@ -311,7 +312,7 @@ func randomAnyAdd(rng *rand.Rand) string {
 // TestSnapshotAcrossReads checks that one open file reads one table, even
 // when the table is replaced between its read() calls.
 func TestSnapshotAcrossReads(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	const rules = 2000
 	var want strings.Builder
 	want.WriteString("flush\npolicy hook=input action=accept\npolicy hook=forward action=accept\npolicy hook=output action=accept\n")
@@ -388,13 +389,13 @@ func TestMaxRules(t *testing.T) {
 		}
 	})
 	t.Run("largest", func(t *testing.T) {
-		loadModule(t, "max_rules=65535")
+		labtest.LoadModule(t, "max_rules=65535")
 		if st := readStats(t); st.MaxRules != 65535 {
 			t.Fatalf("max_rules %d, want 65535", st.MaxRules)
 		}
 	})
 	t.Run("capacity", func(t *testing.T) {
-		loadModule(t, "max_rules=4")
+		labtest.LoadModule(t, "max_rules=4")
 		if got := moduleParam(t, "max_rules"); got != "4" {
 			t.Fatalf("/sys/module/kfw/parameters/max_rules = %q", got)
 		}
@@ -440,7 +441,7 @@ var instanceRE = regexp.MustCompile(`(?m)^instance [0-9a-f]{16}$`)
 
 // TestStatsFile checks /proc/kfw/stats against the module and the ABI.
 func TestStatsFile(t *testing.T) {
-	loadModule(t, "max_rules=100")
+	labtest.LoadModule(t, "max_rules=100")
 	raw := string(readProc(t, abi.ProcStats))
 	st := readStats(t)
 	version, err := os.ReadFile("/sys/module/kfw/version")

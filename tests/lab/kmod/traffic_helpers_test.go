@@ -16,6 +16,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 var (
@@ -37,20 +38,12 @@ func family(addr netip.Addr) uint8 {
 // familyName is "ipv4" or "ipv6", as the rule language spells it.
 func familyName(addr netip.Addr) string { return abi.FamilyName(family(addr)) }
 
-// IP packet sizes of what the tests send: the length /proc/kfw counts.
-const (
-	ipv4HeaderLen = 20
-	ipv6HeaderLen = 40
-	udpHeaderLen  = 8
-	tcpHeaderLen  = 20
-)
-
 // udpPacketLen is the IP length of a UDP datagram with payload bytes.
 func udpPacketLen(addr netip.Addr, payload int) uint64 {
 	if addr.Is4() {
-		return ipv4HeaderLen + udpHeaderLen + uint64(payload)
+		return guest.IPv4HeaderLen + guest.UDPHeaderLen + uint64(payload)
 	}
-	return ipv6HeaderLen + udpHeaderLen + uint64(payload)
+	return guest.IPv6HeaderLen + guest.UDPHeaderLen + uint64(payload)
 }
 
 func udpNetwork(addr netip.Addr) string {
@@ -71,7 +64,7 @@ func tcpNetwork(addr netip.Addr) string {
 func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	inNS(t, ns, func() (err error) {
+	labtest.InNetNS(t, ns, func() (err error) {
 		c, err = net.ListenUDP(udpNetwork(addr.Addr()), net.UDPAddrFromAddrPort(addr))
 		return err
 	})
@@ -83,7 +76,7 @@ func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
 func dialUDP(t *testing.T, ns string, raddr netip.AddrPort) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	inNS(t, ns, func() (err error) {
+	labtest.InNetNS(t, ns, func() (err error) {
 		c, err = net.DialUDP(udpNetwork(raddr.Addr()), nil, net.UDPAddrFromAddrPort(raddr))
 		return err
 	})
@@ -152,7 +145,7 @@ func checkNoUDP(t *testing.T, c *net.UDPConn) {
 func listenTCP(t *testing.T, ns string, addr netip.AddrPort) (net.Listener, uint16) {
 	t.Helper()
 	var ln net.Listener
-	inNS(t, ns, func() (err error) {
+	labtest.InNetNS(t, ns, func() (err error) {
 		ln, err = net.Listen(tcpNetwork(addr.Addr()), addr.String())
 		return err
 	})
@@ -204,95 +197,19 @@ func tcpExchange(ns string, addr netip.AddrPort, timeout time.Duration) error {
 
 // Raw packets, for the exact TCP counts and for malformed packets.
 
-func checksum(sum uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	return sum
-}
+// rawPacketID is the identification field of the suite's raw IPv4 packets.
+const rawPacketID = 0x4b46
 
-func foldChecksum(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
-// tcpSegment returns a TCP header (SYN) from sport to dport with a valid
-// checksum for the addresses src and dst.
-func tcpSegment(src, dst netip.Addr, sport, dport uint16) []byte {
-	seg := make([]byte, tcpHeaderLen)
-	binary.BigEndian.PutUint16(seg[0:], sport)
-	binary.BigEndian.PutUint16(seg[2:], dport)
-	binary.BigEndian.PutUint32(seg[4:], 1)
-	seg[12] = tcpHeaderLen / 4 << 4
-	seg[13] = 0x02 // SYN
-	binary.BigEndian.PutUint16(seg[14:], 65535)
-	sum := checksum(0, src.AsSlice())
-	sum = checksum(sum, dst.AsSlice())
-	sum += uint32(unix.IPPROTO_TCP) + uint32(len(seg))
-	sum = checksum(sum, seg)
-	binary.BigEndian.PutUint16(seg[16:], foldChecksum(sum))
-	return seg
-}
-
-// ipv4Packet returns an IPv4 packet; fragOff is the raw frag_off field
-// (flags and offset in 8-byte units). The kernel fills in the length and
-// the header checksum of packets sent on a raw IPPROTO_RAW socket.
+// ipv4Packet returns an IPv4 packet (guest.IPv4Packet) with id rawPacketID;
+// fragOff is the raw frag_off field (flags and offset in 8-byte units).
 func ipv4Packet(proto uint8, src, dst netip.Addr, fragOff uint16, payload []byte) []byte {
-	p := make([]byte, ipv4HeaderLen+len(payload))
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-	binary.BigEndian.PutUint16(p[4:], 0x4b46) // id
-	binary.BigEndian.PutUint16(p[6:], fragOff)
-	p[8] = 64
-	p[9] = proto
-	copy(p[12:16], src.AsSlice())
-	copy(p[16:20], dst.AsSlice())
-	copy(p[ipv4HeaderLen:], payload)
-	return p
-}
-
-// ipv6Packet returns an IPv6 packet whose first next header is next.
-func ipv6Packet(next uint8, src, dst netip.Addr, payload []byte) []byte {
-	p := make([]byte, ipv6HeaderLen+len(payload))
-	p[0] = 0x60
-	binary.BigEndian.PutUint16(p[4:], uint16(len(payload)))
-	p[6] = next
-	p[7] = 64
-	copy(p[8:24], src.AsSlice())
-	copy(p[24:40], dst.AsSlice())
-	copy(p[ipv6HeaderLen:], payload)
-	return p
+	return guest.IPv4Packet(proto, rawPacketID, fragOff, src, dst, payload)
 }
 
 // sendRaw sends complete IP packets (header included) to dst from ns, n
-// times each, through a raw IPPROTO_RAW socket: they pass the output hook
-// exactly as built.
+// times each, unpaced, through a raw IPPROTO_RAW socket: they pass the
+// output hook exactly as built.
 func sendRaw(t *testing.T, ns string, dst netip.Addr, n int, pkts ...[]byte) {
 	t.Helper()
-	inNS(t, ns, func() error {
-		family := unix.AF_INET6
-		var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: dst.As16()}
-		if dst.Is4() {
-			family = unix.AF_INET
-			sa = &unix.SockaddrInet4{Addr: dst.As4()}
-		}
-		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-		if err != nil {
-			return fmt.Errorf("raw socket: %w", err)
-		}
-		defer unix.Close(fd)
-		for range n {
-			for _, p := range pkts {
-				if err := unix.Sendto(fd, p, 0, sa); err != nil {
-					return fmt.Errorf("sending a raw packet of %d bytes: %w", len(p), err)
-				}
-			}
-		}
-		return nil
-	})
+	labtest.SendRaw(t, ns, dst, n, 0, pkts...)
 }
