@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -89,7 +91,7 @@ func checkBothCPUs(t *testing.T, rec *recorder, instance uint64, ncpu int) {
 // lost, exactly, and each CPU's events arrive in order.
 func TestBurstAccounting(t *testing.T) {
 	ncpu := cpus()
-	loadModule(t)
+	labtest.LoadModule(t)
 	conns := loopbackDrops(t, ncpu)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
 	instance := procStats(t).Instance
@@ -116,7 +118,7 @@ func TestBurstAccounting(t *testing.T) {
 // exactly what it did not receive.
 func TestSocketOverflow(t *testing.T) {
 	ncpu := cpus()
-	loadModule(t, "event_sync_ms=20")
+	labtest.LoadModule(t, "event_sync_ms=20")
 	conns := loopbackDrops(t, ncpu)
 	// SO_RCVBUFFORCE of one byte gives the kernel's minimum: a batch or two.
 	rec := subscribe(t, netlinkclient.SubscriberConfig{ReadBuffer: 1})
@@ -164,8 +166,8 @@ func TestSocketOverflow(t *testing.T) {
 // queue overflows.
 func TestQueueOverflow(t *testing.T) {
 	ncpu := cpus()
-	loadModule(t, "event_queue_len=1")
-	topo := newTopology(t)
+	labtest.LoadModule(t, "event_queue_len=1")
+	topo := labtest.NewTopology(t)
 	writeRules(t, fmt.Sprintf("add id=1 action=drop family=ipv4 proto=udp src=%s hooks=forward", topo.Client.IPv4.Addr()))
 	dst := netip.AddrPortFrom(topo.Server.IPv4.Addr(), 9)
 	conns := make([]*net.UDPConn, ncpu)
@@ -173,7 +175,7 @@ func TestQueueOverflow(t *testing.T) {
 		conns[i] = dialUDP(t, topo.Client.NS, netip.AddrPort{}, dst)
 	}
 	send := func(cpu, n, size int) error {
-		return onCPU(cpu, func() error {
+		return guest.OnCPU(cpu, func() error {
 			for range n {
 				if _, err := conns[cpu].Write(make([]byte, size)); err != nil {
 					return err
@@ -232,11 +234,11 @@ func TestQueueOverflow(t *testing.T) {
 // bucket's size plus what refilled while it lasted; everything else is
 // suppressed, counted, and reported by the next event that passes.
 func TestRateLimits(t *testing.T) {
-	loadModule(t)
-	topo := newTopology(t)
+	labtest.LoadModule(t)
+	topo := labtest.NewTopology(t)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
 	instance := procStats(t).Instance
-	cl := dial(t)
+	cl := labtest.DialNetlink(t)
 
 	const n = 40
 	// passes sends n+1 packets through send: n at once, then one more
@@ -308,7 +310,7 @@ func TestRateLimits(t *testing.T) {
 			return ev.Rule == abi.RuleIDPolicy && ev.Hook == abi.HookForward
 		}
 		passes(t, "forward policy", 3, policyForward, func(n int) {
-			err := onCPU(0, func() error {
+			err := guest.OnCPU(0, func() error {
 				for range n {
 					if _, err := c.Write([]byte("x")); err != nil {
 						return err

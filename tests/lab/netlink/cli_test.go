@@ -14,6 +14,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/cmd/kfwctl/cli"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // kfwctl runs kfwctl's cli.Run against the real kernel.
@@ -41,7 +42,7 @@ func mustKfwctl(t *testing.T, stdin string, args ...string) string {
 // /proc then says, and the kernel's refusals come out with their message
 // and exit code 1.
 func TestKfwctl(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	mustKfwctl(t, "", "rules", "add", "id=20", "action=drop", "proto=tcp", "dport=22", "hooks=input,forward", "log=1", "rate=100")
 	mustKfwctl(t, "", "rules", "add", "action=accept", "id=10", "src=10.0.0.0/8")
 	mustKfwctl(t, "", "policy", "forward", "drop")

@@ -10,14 +10,15 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
 // TestStatsMatchProc compares KFW_CMD_GET_STATS with /proc/kfw/stats at
 // quiet moments: after load, after rules, after events.
 func TestStatsMatchProc(t *testing.T) {
-	loadModule(t, "max_rules=321")
-	cl := dial(t)
+	labtest.LoadModule(t, "max_rules=321")
+	cl := labtest.DialNetlink(t)
 	compare := func(when string) {
 		t.Helper()
 		got, err := cl.Stats(ctx(t))
@@ -53,8 +54,8 @@ func TestStatsMatchProc(t *testing.T) {
 // TestDumpMatchesProc dumps the table with counters and compares it with
 // /proc/kfw/rules and /proc/kfw/rule_stats, rule by rule.
 func TestDumpMatchesProc(t *testing.T) {
-	loadModule(t)
-	cl := dial(t)
+	labtest.LoadModule(t)
+	cl := labtest.DialNetlink(t)
 	writeRules(t,
 		"add id=3 action=drop family=ipv6 proto=tcp src=2001:db8::/32 dst=2001:db8:1::1 sport=1-1023 dport=22 iif=veth0 hooks=input,forward log=1 rate=100 burst=200",
 		"add id=5 action=accept proto=udp dport=53 oif=lo hooks=output",
@@ -136,8 +137,8 @@ func bigTable(n int) []abi.Rule {
 // /proc write takes, in one REPLACE: one generation, every rule, the
 // policies given, and counters kept for rules that stay the same.
 func TestReplaceLargerThanPage(t *testing.T) {
-	loadModule(t)
-	cl := dial(t)
+	labtest.LoadModule(t)
+	cl := labtest.DialNetlink(t)
 	ns := newNetNS(t)
 	writeRules(t, "add id=1 action=accept proto=udp dport=9 hooks=output")
 	c := dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
@@ -186,8 +187,8 @@ func TestReplaceLargerThanPage(t *testing.T) {
 // TestCommandsRoundTrip runs each mutating command once and checks its
 // effect on /proc and the generation.
 func TestCommandsRoundTrip(t *testing.T) {
-	loadModule(t)
-	cl := dial(t)
+	labtest.LoadModule(t)
+	cl := labtest.DialNetlink(t)
 	step := func(what string, do func() error, wantRules string) {
 		t.Helper()
 		before := procStats(t).Generation
@@ -228,10 +229,10 @@ func TestCommandsRoundTrip(t *testing.T) {
 // in the other namespace hears nothing while one in the initial
 // namespace hears every drop, including that namespace's.
 func TestOtherNamespace(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	ns := newNetNS(t)
 	var cl *netlinkclient.Client
-	inNS(t, ns, func() (err error) {
+	labtest.InNetNS(t, ns, func() (err error) {
 		cl, err = netlinkclient.Dial(abi.GenlName)
 		return err
 	})

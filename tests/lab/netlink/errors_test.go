@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // attrs builds request attributes byte by byte (so that requests no client
@@ -88,9 +89,9 @@ type ackCase struct {
 // errno, the extended ack message (which names the field), the attribute
 // it points at, and that neither the table nor the generation changed.
 func TestCommandErrors(t *testing.T) {
-	loadModule(t, "max_rules=8")
+	labtest.LoadModule(t, "max_rules=8")
 	writeRules(t, "add id=1 action=drop proto=udp dport=9 hooks=output", "policy hook=forward action=drop")
-	cl := dial(t)
+	cl := labtest.DialNetlink(t)
 	conn, err := genetlink.Dial(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -277,8 +278,8 @@ func TestCommandErrors(t *testing.T) {
 // TestCommandErrorsThroughClient checks that netlinkclient turns the
 // kernel's refusals into errors that carry the kernel's message and errno.
 func TestCommandErrorsThroughClient(t *testing.T) {
-	loadModule(t)
-	cl := dial(t)
+	labtest.LoadModule(t)
+	cl := labtest.DialNetlink(t)
 	before := snapshot(t)
 	bad := abi.Rule{ID: 5, Action: abi.ActionDrop, Hooks: abi.HookMaskAll, Dport: abi.PortRange{Min: 22, Max: 22, Set: true}}
 	err := cl.AddRule(ctx(t), bad)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -40,10 +42,10 @@ type eventCase struct {
 // event against what was sent.
 func TestEventFields(t *testing.T) {
 	ncpu := cpus()
-	loadModule(t)
-	topo := newTopology(t)
+	labtest.LoadModule(t)
+	topo := labtest.NewTopology(t)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
-	cl := dial(t)
+	cl := labtest.DialNetlink(t)
 	instance := procStats(t).Instance
 
 	router := topo.Router()
@@ -74,8 +76,8 @@ func TestEventFields(t *testing.T) {
 		}
 		syn := func(sport, dport uint16) func(t *testing.T) uint16 {
 			return func(t *testing.T) uint16 {
-				sendRaw(t, topo.Client.NS, fam.server,
-					tcpSYN(netip.AddrPortFrom(fam.client, sport), netip.AddrPortFrom(fam.server, dport)))
+				labtest.SendRaw(t, topo.Client.NS, fam.server, 1, 0, // once, unpaced
+					guest.TCPSYNPacket(netip.AddrPortFrom(fam.client, sport), netip.AddrPortFrom(fam.server, dport)))
 				return sport
 			}
 		}
@@ -91,32 +93,32 @@ func TestEventFields(t *testing.T) {
 				name: fam.name + " udp drop at forward",
 				rule: fmt.Sprintf("id=%d action=drop proto=udp dport=%d hooks=forward", id, port),
 				send: udp(port),
-				want: want(abi.EventDrop, id, abi.HookForward, 17, port, routerC, routerS, hdr+udpHeaderLen+payload),
+				want: want(abi.EventDrop, id, abi.HookForward, 17, port, routerC, routerS, hdr+guest.UDPHeaderLen+payload),
 			},
 			eventCase{
 				name: fam.name + " tcp drop at input",
 				rule: fmt.Sprintf("id=%d action=drop proto=tcp dport=%d hooks=input", id+1, port+1),
 				send: syn(40001, port+1),
-				want: want(abi.EventDrop, id+1, abi.HookInput, 6, port+1, serverIf, 0, hdr+tcpHeaderLen),
+				want: want(abi.EventDrop, id+1, abi.HookInput, 6, port+1, serverIf, 0, hdr+guest.TCPHeaderLen),
 			},
 			eventCase{
 				name: fam.name + " udp hit at output",
 				rule: fmt.Sprintf("id=%d action=accept proto=udp dport=%d hooks=output log=1", id+2, port+2),
 				send: udp(port + 2),
-				want: want(abi.EventHit, id+2, abi.HookOutput, 17, port+2, 0, clientIf, hdr+udpHeaderLen+payload),
+				want: want(abi.EventHit, id+2, abi.HookOutput, 17, port+2, 0, clientIf, hdr+guest.UDPHeaderLen+payload),
 			},
 			eventCase{
 				name: fam.name + " tcp hit at forward",
 				rule: fmt.Sprintf("id=%d action=accept proto=tcp dport=%d hooks=forward log=1", id+3, port+3),
 				send: syn(40003, port+3),
-				want: want(abi.EventHit, id+3, abi.HookForward, 6, port+3, routerC, routerS, hdr+tcpHeaderLen),
+				want: want(abi.EventHit, id+3, abi.HookForward, 6, port+3, routerC, routerS, hdr+guest.TCPHeaderLen),
 			},
 			eventCase{
 				name:   fam.name + " udp drop by the forward policy",
 				policy: abi.Policy{Hook: abi.HookForward, Action: abi.ActionDrop},
 				send:   udp(port + 4),
 				want: want(abi.EventDrop, abi.RuleIDPolicy, abi.HookForward, 17, port+4, routerC, routerS,
-					hdr+udpHeaderLen+payload),
+					hdr+guest.UDPHeaderLen+payload),
 			},
 		)
 	}
@@ -191,7 +193,7 @@ func checkEvent(t *testing.T, got, want netlinkclient.Event, instance uint64, nc
 // pipeline must not move, and a listener that joins later sees only what
 // happens after it joined.
 func TestNoListenerNoEvents(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	ns := newNetNS(t)
 	writeRules(t, "add id=1 action=drop proto=udp dport=9 hooks=output")
 	c := dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))

@@ -3,13 +3,12 @@
 package netlink
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
-	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -163,23 +162,8 @@ func subscribe(t *testing.T, cfg netlinkclient.SubscriberConfig) *recorder {
 func subscribeIn(t *testing.T, ns string, cfg netlinkclient.SubscriberConfig) *recorder {
 	t.Helper()
 	rec := newRecorder()
-	s := netlinkclient.NewSubscriber(cfg)
-	c, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		if ns == "" {
-			done <- s.Run(c, rec)
-			return
-		}
-		done <- guest.InNetNS(ns, func() error { return s.Run(c, rec) })
-	}()
-	t.Cleanup(func() {
-		rec.resume()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Subscriber.Run: %v", err)
-		}
-	})
+	labtest.RunSubscriber(t, ns, cfg, rec)
+	t.Cleanup(rec.resume) // before the Subscriber stops: it may be blocked in HandleEvent
 	rec.waitSubscriptions(t, 1)
 	return rec
 }

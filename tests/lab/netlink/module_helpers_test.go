@@ -9,62 +9,22 @@ package netlink
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
-	"github.com/kfwlabs/kfw_exporter/lab/guest"
-	"github.com/kfwlabs/kfw_exporter/netlinkclient"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // hangLimit bounds every wait for the kernel: a slow emulated machine gets
 // there well within it, a broken kernel never does. Nothing is asserted
 // about time.
 const hangLimit = 90 * time.Second
-
-// loadModule loads a fresh kfw with params for the test and unloads it when
-// the test ends; the test fails if the kernel logs a problem meanwhile.
-func loadModule(t *testing.T, params ...string) {
-	t.Helper()
-	if guest.ModuleLoaded(guest.ModuleName) {
-		t.Fatal("kfw is already loaded: a previous test leaked it")
-	}
-	mark, err := guest.MarkLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := guest.LoadModule(params...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if guest.ModuleLoaded(guest.ModuleName) {
-			if err := guest.UnloadModule(); err != nil {
-				t.Error(err)
-			}
-		}
-		if err := guest.CheckLogSince(mark); err != nil {
-			t.Error(err)
-		}
-	})
-}
-
-// dial opens a command client, closed when the test ends.
-func dial(t *testing.T) *netlinkclient.Client {
-	t.Helper()
-	c, err := netlinkclient.Dial(abi.GenlName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 // ctx is a context for one command, bounded by hangLimit.
 func ctx(t *testing.T) context.Context {
@@ -73,62 +33,18 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-var netnsSeq atomic.Int64
+// netnsPrefix starts the names of the suite's network namespaces.
+const netnsPrefix = "kfwn"
 
 // newNetNS creates a network namespace with only a loopback interface, up,
 // and deletes it when the test ends.
-func newNetNS(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("kfwn%d", netnsSeq.Add(1))
-	if err := guest.AddNetNS(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := guest.DeleteNetNS(name); err != nil {
-			t.Error(err)
-		}
-	})
-	return name
-}
+func newNetNS(t *testing.T) string { return labtest.NewNetNS(t, netnsPrefix) }
 
-// newTopology creates the lab's client/router/server topology for the test.
-func newTopology(t *testing.T) guest.Topology {
-	t.Helper()
-	topo, err := guest.NewTopology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := topo.Destroy(); err != nil {
-			t.Error(err)
-		}
-	})
-	return topo
-}
-
-// inNS runs fn in network namespace ns and fails the test on error.
-func inNS(t *testing.T, ns string, fn func() error) {
-	t.Helper()
-	if err := guest.InNetNS(ns, fn); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds, failing after hangLimit with the last
-// state cond described.
+// waitFor polls cond every 10 ms until it holds, failing after hangLimit
+// with the last state cond described.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(hangLimit)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s; last state: %s", what, state)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	labtest.WaitFor(t, hangLimit, 10*time.Millisecond, what, cond)
 }
 
 var procKFW = filepath.Join("/proc", abi.ProcDir)

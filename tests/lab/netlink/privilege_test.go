@@ -3,14 +3,10 @@
 package netlink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -20,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -125,64 +122,13 @@ func dropNetAdmin() error {
 	return unix.Capset(&hdr, &data[0])
 }
 
-// helperBinary copies the test binary where an unprivileged user can run
-// it (the lab keeps it in a private directory).
-func helperBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Not t.TempDir(): its parent is private to root.
-	dir, err := os.MkdirTemp("", "kfw-helper-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "helper")
-	src, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// runHelperProcess runs the helper in mode with cred (nil: as root).
-func runHelperProcess(t *testing.T, bin, mode string, cred *syscall.Credential) string {
-	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(bin)
-	cmd.Env = []string{helperEnv + "=" + mode}
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helper %s: %v: %s", mode, err, out.String())
-	}
-	return strings.TrimSpace(out.String())
-}
-
 // TestPrivileges checks who may do what: a user and root without
 // CAP_NET_ADMIN may read (stats, rules, policies) but neither join the
 // events group nor change anything (EPERM); root may do both.
 func TestPrivileges(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	writeRules(t, "add id=1 action=accept")
-	bin := helperBinary(t)
+	bin := labtest.CopyTestBinary(t)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	before := snapshot(t)
 
@@ -195,13 +141,13 @@ func TestPrivileges(t *testing.T) {
 		{"user nobody", "", nobody},
 		{"root without CAP_NET_ADMIN", "nocap-", nil},
 	} {
-		if got := runHelperProcess(t, bin, who.mode+"join", who.cred); got != "EPERM" {
+		if got := labtest.RunHelper(t, bin, helperEnv, who.mode+"join", who.cred); got != "EPERM" {
 			t.Errorf("%s joining events: %s, want EPERM", who.name, got)
 		}
-		if got := runHelperProcess(t, bin, who.mode+"mutate", who.cred); got != refused {
+		if got := labtest.RunHelper(t, bin, helperEnv, who.mode+"mutate", who.cred); got != refused {
 			t.Errorf("%s changing the table: %s, want %s", who.name, got, refused)
 		}
-		if got := runHelperProcess(t, bin, who.mode+"read", who.cred); got != "stats:ok rules:ok policy:ok" {
+		if got := labtest.RunHelper(t, bin, helperEnv, who.mode+"read", who.cred); got != "stats:ok rules:ok policy:ok" {
 			t.Errorf("%s reading: %s", who.name, got)
 		}
 	}
@@ -212,10 +158,10 @@ func TestPrivileges(t *testing.T) {
 		t.Errorf("events generated with no privileged listener: %+v", st)
 	}
 
-	if got := runHelperProcess(t, bin, "join", nil); got != "ok" {
+	if got := labtest.RunHelper(t, bin, helperEnv, "join", nil); got != "ok" {
 		t.Errorf("root joining events: %s, want ok", got)
 	}
-	if got := runHelperProcess(t, bin, "mutate", nil); got != "new:ok del:ok flush:ok policy:ok replace:ok" {
+	if got := labtest.RunHelper(t, bin, helperEnv, "mutate", nil); got != "new:ok del:ok flush:ok policy:ok replace:ok" {
 		t.Errorf("root changing the table: %s", got)
 	}
 	if g := procStats(t).Generation; g != before.generation+5 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -20,7 +21,7 @@ import (
 // made.
 func sendAtRate(cpu int, rate float64, d time.Duration, send func() error) (int, error) {
 	sent := 0
-	err := onCPU(cpu, func() error {
+	err := guest.OnCPU(cpu, func() error {
 		start := time.Now()
 		for {
 			elapsed := time.Since(start)
@@ -56,8 +57,8 @@ func TestEventRateProbe(t *testing.T) {
 		t.Skip("a measurement: set KFW_NETLINK_RATE_PROBE=1 to run it")
 	}
 	ncpu := cpus()
-	loadModule(t, "event_rate_limit=0")
-	topo := newTopology(t)
+	labtest.LoadModule(t, "event_rate_limit=0")
+	topo := labtest.NewTopology(t)
 	writeRules(t, fmt.Sprintf("add id=1 action=drop family=ipv4 proto=udp src=%s hooks=forward", topo.Client.IPv4.Addr()))
 	if _, err := guest.RunIn(topo.Client.NS, "ip", "link", "set", topo.Client.Iface, "mtu", "576"); err != nil {
 		t.Fatal(err)
@@ -72,7 +73,7 @@ func TestEventRateProbe(t *testing.T) {
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
 	instance := procStats(t).Instance
 	base, baseGen := prime(t, rec, instance, func(cpu int) error {
-		return onCPU(cpu, func() error {
+		return guest.OnCPU(cpu, func() error {
 			_, err := conns[cpu].Write(payload[:16])
 			return err
 		})

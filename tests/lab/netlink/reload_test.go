@@ -3,7 +3,6 @@
 package netlink
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,32 +18,15 @@ import (
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/cmd/kfwctl/cli"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
-// lockedBuffer is an io.Writer that cli.Run writes to while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // kfwctlEvents runs "kfwctl events -o json" in the background until the
 // test ends; it returns its stdout and stderr.
-func kfwctlEvents(t *testing.T) (stdout, stderr *lockedBuffer) {
+func kfwctlEvents(t *testing.T) (stdout, stderr *labtest.LockedBuffer) {
 	t.Helper()
-	stdout, stderr = &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr = &labtest.LockedBuffer{}, &labtest.LockedBuffer{}
 	env := cli.DefaultEnv()
 	env.Stdin, env.Stdout, env.Stderr = strings.NewReader(""), stdout, stderr
 	c, cancel := context.WithCancel(context.Background())
@@ -73,7 +55,7 @@ type jsonLine struct {
 }
 
 // kfwctlCounts counts kfwctl's drop events and losses per instance.
-func kfwctlCounts(t *testing.T, stdout *lockedBuffer) (drops, lost map[string]uint64) {
+func kfwctlCounts(t *testing.T, stdout *labtest.LockedBuffer) (drops, lost map[string]uint64) {
 	t.Helper()
 	drops, lost = map[string]uint64{}, map[string]uint64{}
 	for _, line := range strings.Split(stdout.String(), "\n") {
@@ -109,7 +91,7 @@ func pacedDrops(t *testing.T, conns []*net.UDPConn, pause time.Duration) (stop f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := onCPU(cpu, func() error {
+			err := guest.OnCPU(cpu, func() error {
 				buf := make([]byte, 16)
 				for {
 					select {
@@ -159,7 +141,7 @@ func pacedDrops(t *testing.T, conns []*net.UDPConn, pause time.Duration) (stop f
 // instance's accounting starts from zero and is exact.
 func TestReloadWhileSubscribed(t *testing.T) {
 	ncpu := cpus()
-	loadModule(t)
+	labtest.LoadModule(t)
 	const ruleText = "add id=1 action=drop proto=udp dport=9 hooks=output"
 	conns := loopbackDrops(t, ncpu)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -24,12 +25,12 @@ import (
 // problem and the accounting must stay exact.
 func TestStressTwoCPUs(t *testing.T) {
 	ncpu := twoCPUs(t)
-	loadModule(t)
+	labtest.LoadModule(t)
 	conns := loopbackDrops(t, ncpu)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
 	instance := procStats(t).Instance
 	base, baseGen := prime(t, rec, instance, func(cpu int) error { return sendDroppedOn(cpu, conns[cpu], 1, 16) })
-	cl := dial(t)
+	cl := labtest.DialNetlink(t)
 	rule1, err := abi.ParseRule(strings.Fields("id=1 action=drop proto=udp dport=9 hooks=output"))
 	if err != nil {
 		t.Fatal(err)
