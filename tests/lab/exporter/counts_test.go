@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // The traffic of TestExactCounts, per family, from the client through the
@@ -47,7 +49,7 @@ var exactRules = []string{
 // The exporter serves on a Unix socket (systemd socket activation): an
 // HTTP scrape over TCP would itself cross the input and output hooks.
 func TestExactCounts(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	writeRules(t, exactRules...)
 	e := startExporter(t, exporterConfig{unixSocket: true})
 	e.waitSubscribed()
@@ -69,8 +71,8 @@ func TestExactCounts(t *testing.T) {
 		sendUDP(t, dialUDP(t, topo.Client.NS, netip.AddrPortFrom(server, 5001)), acceptedUDP, acceptedUDPLen)
 		recvUDP(t, sinks[server], acceptedUDP)
 		sendUDP(t, dialUDP(t, topo.Client.NS, netip.AddrPortFrom(server, 6001)), droppedUDP, droppedUDPLen)
-		sendRaw(t, topo.Client.NS, server, tcpSYN(netip.AddrPortFrom(client, 40000), netip.AddrPortFrom(server, 7002)), droppedSYN)
-		sendRaw(t, topo.Client.NS, server, tcpSYN(netip.AddrPortFrom(client, 40001), netip.AddrPortFrom(server, 8002)), loggedSYN)
+		sendRaw(t, topo.Client.NS, server, guest.TCPSYNPacket(netip.AddrPortFrom(client, 40000), netip.AddrPortFrom(server, 7002)), droppedSYN)
+		sendRaw(t, topo.Client.NS, server, guest.TCPSYNPacket(netip.AddrPortFrom(client, 40001), netip.AddrPortFrom(server, 8002)), loggedSYN)
 	}
 	waitFor(t, "the kernel to count every packet sent", func() (bool, string) {
 		rs := procRuleStats(t)
@@ -169,11 +171,11 @@ func checkRuleCounters(t *testing.T, m metrics, servers []netip.Addr) {
 	}
 	for _, s := range servers {
 		h := ipHeaderLen(s)
-		add("10", acceptedUDP, h+udpHeaderLen+acceptedUDPLen)
-		add("11", acceptedUDP, h+udpHeaderLen+acceptedUDPLen)
-		add("20", droppedUDP, h+udpHeaderLen+droppedUDPLen)
-		add("30", droppedSYN, h+tcpHeaderLen)
-		add("40", loggedSYN, h+tcpHeaderLen)
+		add("10", acceptedUDP, h+guest.UDPHeaderLen+acceptedUDPLen)
+		add("11", acceptedUDP, h+guest.UDPHeaderLen+acceptedUDPLen)
+		add("20", droppedUDP, h+guest.UDPHeaderLen+droppedUDPLen)
+		add("30", droppedSYN, h+guest.TCPHeaderLen)
+		add("40", loggedSYN, h+guest.TCPHeaderLen)
 		add("90", 0, 0)
 	}
 	actions := map[string]string{"10": "accept", "11": "accept", "20": "drop", "30": "drop", "40": "accept", "90": "drop"}
@@ -199,7 +201,7 @@ func checkHookDeltas(t *testing.T, before, after metrics, servers []netip.Addr) 
 	}
 	for _, s := range servers {
 		f, h := familyLabel(s), ipHeaderLen(s)
-		udpA, udpB, syn := h+udpHeaderLen+acceptedUDPLen, h+udpHeaderLen+droppedUDPLen, h+tcpHeaderLen
+		udpA, udpB, syn := h+guest.UDPHeaderLen+acceptedUDPLen, h+guest.UDPHeaderLen+droppedUDPLen, h+guest.TCPHeaderLen
 		// Everything leaves the client at output, accepted.
 		add(key{f, "output", "accept"}, acceptedUDP, udpA)
 		add(key{f, "output", "accept"}, droppedUDP, udpB)

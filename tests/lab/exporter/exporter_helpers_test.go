@@ -7,7 +7,6 @@
 package exporter
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,13 +17,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // hangLimit bounds every wait: a slow emulated machine gets there well
@@ -32,47 +31,11 @@ import (
 // about time.
 const hangLimit = 120 * time.Second
 
-// loadModule loads a fresh kfw with params for the test and unloads it when
-// the test ends; the test fails if the kernel logs a problem meanwhile.
-func loadModule(t *testing.T, params ...string) {
-	t.Helper()
-	if guest.ModuleLoaded(guest.ModuleName) {
-		t.Fatal("kfw is already loaded: a previous test leaked it")
-	}
-	mark, err := guest.MarkLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := guest.LoadModule(params...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if guest.ModuleLoaded(guest.ModuleName) {
-			if err := guest.UnloadModule(); err != nil {
-				t.Error(err)
-			}
-		}
-		if err := guest.CheckLogSince(mark); err != nil {
-			t.Error(err)
-		}
-	})
-}
-
-// waitFor polls cond until it holds, failing after hangLimit with the last
-// state cond described.
+// waitFor polls cond every 20 ms until it holds, failing after hangLimit
+// with the last state cond described.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(hangLimit)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s; last state: %s", what, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	labtest.WaitFor(t, hangLimit, 20*time.Millisecond, what, cond)
 }
 
 var procKFW = filepath.Join("/proc", abi.ProcDir)
@@ -135,24 +98,6 @@ func procRuleStats(t *testing.T) map[uint32]abi.ProcRuleCounters {
 	return rows
 }
 
-// lockedBuffer collects a subprocess's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // exporterConfig says how to run kfw_exporter.
 type exporterConfig struct {
 	args []string            // flags besides the listen address
@@ -172,9 +117,9 @@ type exporterConfig struct {
 type exporter struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	log    *lockedBuffer // stdout and stderr: its log
-	base   string        // URL up to the path, "http://127.0.0.1:PORT"
-	port   int           // TCP port; 0 on a Unix socket
+	log    *labtest.LockedBuffer // stdout and stderr: its log
+	base   string                // URL up to the path, "http://127.0.0.1:PORT"
+	port   int                   // TCP port; 0 on a Unix socket
 	client *http.Client
 	user   string // basic auth of every request, if set
 	pass   string
@@ -193,7 +138,7 @@ func startExporter(t *testing.T, cfg exporterConfig) *exporter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &exporter{t: t, log: &lockedBuffer{}, exited: make(chan struct{}), client: cfg.client,
+	e := &exporter{t: t, log: &labtest.LockedBuffer{}, exited: make(chan struct{}), client: cfg.client,
 		user: cfg.user, pass: cfg.password}
 	args := append([]string{"--log.level=debug"}, cfg.args...)
 	scheme := "http"
@@ -211,7 +156,7 @@ func startExporter(t *testing.T, cfg exporterConfig) *exporter {
 			},
 		}}
 	} else {
-		e.port = freePort(t)
+		e.port = labtest.FreePort(t)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
 		e.cmd = exec.Command(bin, append(args, "--web.listen-address="+addr)...)
 		e.base = scheme + "://" + addr
@@ -279,17 +224,6 @@ func unixSocketCommand(t *testing.T, bin string, args []string) (*exec.Cmd, stri
 		bin, "--web.systemd-socket"}, args...)...)
 	cmd.ExtraFiles = []*os.File{f}
 	return cmd, path
-}
-
-// freePort returns a TCP port of the loopback nobody listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // get fetches a path, with the exporter's basic auth if it has one, and

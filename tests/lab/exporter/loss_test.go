@@ -4,13 +4,12 @@ package exporter
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
-	"runtime"
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // TestLossAccounting makes the exporter lose events for real and checks
@@ -20,7 +19,7 @@ import (
 // drop event or in kfw_events_lost_total, the overrun is counted on both
 // sides, the subscription survives, and later events all arrive.
 func TestLossAccounting(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	writeRules(t, "add id=1 action=drop proto=udp dport=9 hooks=output")
 	e := startExporter(t, exporterConfig{args: []string{"--netlink.read-buffer=16KiB"}})
 	e.waitSubscribed()
@@ -35,8 +34,8 @@ func TestLossAccounting(t *testing.T) {
 	const burst = 1500
 	e.signal(syscall.SIGSTOP)
 	err := errors.Join(
-		onCPU(0, func() error { return sendDropped(drop, burst/2, 16, 0) }),
-		onCPU(1, func() error { return sendDropped(drop, burst/2, 16, 0) }))
+		guest.OnCPU(0, func() error { return sendDropped(drop, burst/2, 16, 0) }),
+		guest.OnCPU(1, func() error { return sendDropped(drop, burst/2, 16, 0) }))
 	e.signal(syscall.SIGCONT)
 	if err != nil {
 		t.Fatal(err)
@@ -67,21 +66,4 @@ func TestLossAccounting(t *testing.T) {
 		t.Errorf("after %d more paced drops: %v drop events, %v lost; want %v and still %v", paced, got, l, events+paced, lost)
 	}
 	t.Logf("burst of %d drops: %v events received, %v lost", burst, events, lost)
-}
-
-// onCPU runs fn on an OS thread bound to cpu, in a goroutine of its own;
-// the thread dies with it rather than serve others with that affinity.
-func onCPU(cpu int, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		var set unix.CPUSet
-		set.Set(cpu)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			done <- fmt.Errorf("bind to cpu %d: %w", cpu, err)
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // nobody is the unprivileged user the exporter runs as.
@@ -23,7 +25,7 @@ var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
 // it the join fails, kfw_netlink_subscribed stays 0, the log says why and
 // the exporter keeps serving the /proc counters.
 func TestUnprivileged(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	writeRules(t, "add id=1 action=drop proto=udp dport=9 hooks=output")
 	ns := newNetNS(t)
 	drop := dialUDP(t, ns, netip.MustParseAddrPort("127.0.0.1:9"))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // scrapeRecord is what one scrape of the background scraper saw.
@@ -149,7 +150,7 @@ func drain(c *net.UDPConn) {
 // events are all accounted for; and the series of the old table's rules
 // disappear once the new table is in place.
 func TestReloadWhileScraping(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	writeRules(t,
 		"add id=1 action=drop proto=udp dport=9 hooks=output",
 		"add id=2 action=accept proto=udp dport=10 hooks=output log=1")

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // TestShutdown sends SIGTERM to the exporter while Prometheus-like scrapes
@@ -18,7 +20,7 @@ import (
 // in-flight scrapes, logs nothing at error level, and frees its port.
 func TestShutdown(t *testing.T) {
 	t.Run("subscribed and scraped", func(t *testing.T) {
-		loadModule(t)
+		labtest.LoadModule(t)
 		writeRules(t, "add id=1 action=drop proto=udp dport=9 hooks=output")
 		e := startExporter(t, exporterConfig{})
 		e.waitSubscribed()

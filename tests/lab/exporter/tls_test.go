@@ -23,13 +23,15 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // TestTLSBasicAuth serves /metrics with TLS and basic auth from a web
 // configuration file (--web.config.file, exporter-toolkit's format) and
 // scrapes it with a TLS client that trusts only the test's certificate.
 func TestTLSBasicAuth(t *testing.T) {
-	loadModule(t)
+	labtest.LoadModule(t)
 	dir := t.TempDir()
 	certPEM, keyPEM, cert := selfSignedCert(t)
 	const user, password = "prometheus", "kfw-lab-secret"

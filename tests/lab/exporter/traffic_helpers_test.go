@@ -3,39 +3,30 @@
 package exporter
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // pause between two packets of a test: a few hundred packets per second,
 // which TCG sustains without starving the guest's other work.
 const pause = 3 * time.Millisecond
 
-// IP and transport header sizes: kfw counts IP packet lengths.
-const (
-	ipv4HeaderLen = 20
-	ipv6HeaderLen = 40
-	udpHeaderLen  = 8
-	tcpHeaderLen  = 20
-)
-
 func ipHeaderLen(a netip.Addr) uint64 {
 	if a.Is4() {
-		return ipv4HeaderLen
+		return guest.IPv4HeaderLen
 	}
-	return ipv6HeaderLen
+	return guest.IPv6HeaderLen
 }
 
 func familyLabel(a netip.Addr) string {
@@ -52,31 +43,12 @@ func udpNetwork(a netip.Addr) string {
 	return "udp6"
 }
 
-// inNS runs fn in network namespace ns and fails the test on error.
-func inNS(t *testing.T, ns string, fn func() error) {
-	t.Helper()
-	if err := guest.InNetNS(ns, fn); err != nil {
-		t.Fatal(err)
-	}
-}
-
-var netnsSeq atomic.Int64
+// netnsPrefix starts the names of the suite's network namespaces.
+const netnsPrefix = "kfwe"
 
 // newNetNS creates a network namespace with only a loopback interface, up,
 // and deletes it when the test ends. Traffic inside it is the test's own.
-func newNetNS(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("kfwe%d", netnsSeq.Add(1))
-	if err := guest.AddNetNS(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := guest.DeleteNetNS(name); err != nil {
-			t.Error(err)
-		}
-	})
-	return name
-}
+func newNetNS(t *testing.T) string { return labtest.NewNetNS(t, netnsPrefix) }
 
 // newQuietTopology creates the lab's client/router/server topology and
 // silences what the stack sends by itself, so that every packet kfw counts
@@ -87,15 +59,7 @@ func newNetNS(t *testing.T) string {
 // solicitation, MLD reports) is over once waitQuiet returns.
 func newQuietTopology(t *testing.T) guest.Topology {
 	t.Helper()
-	topo, err := guest.NewTopology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := topo.Destroy(); err != nil {
-			t.Error(err)
-		}
-	})
+	topo := labtest.NewTopology(t)
 	for _, host := range []guest.Endpoint{topo.Client, topo.Server} {
 		if err := guest.Sysctl(host.NS, "net.ipv6.conf."+host.Iface+".accept_ra", "0"); err != nil {
 			t.Fatal(err)
@@ -120,7 +84,7 @@ func newQuietTopology(t *testing.T) guest.Topology {
 func hardwareAddr(t *testing.T, e guest.Endpoint) string {
 	t.Helper()
 	var mac string
-	inNS(t, e.NS, func() error {
+	labtest.InNetNS(t, e.NS, func() error {
 		ifi, err := net.InterfaceByName(e.Iface)
 		if err != nil {
 			return err
@@ -155,7 +119,7 @@ func waitQuiet(t *testing.T) {
 func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	inNS(t, ns, func() (err error) {
+	labtest.InNetNS(t, ns, func() (err error) {
 		c, err = net.ListenUDP(udpNetwork(addr.Addr()), net.UDPAddrFromAddrPort(addr))
 		return err
 	})
@@ -167,7 +131,7 @@ func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
 func dialUDP(t *testing.T, ns string, raddr netip.AddrPort) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	inNS(t, ns, func() (err error) {
+	labtest.InNetNS(t, ns, func() (err error) {
 		c, err = net.DialUDP(udpNetwork(raddr.Addr()), nil, net.UDPAddrFromAddrPort(raddr))
 		return err
 	})
@@ -275,84 +239,9 @@ func (p *pacedSender) stop(t *testing.T) uint64 {
 	return p.dropped
 }
 
-func checksum(sum uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	return sum
-}
-
-func foldChecksum(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
-// tcpSYN returns a whole IP packet carrying a TCP SYN from src to dst,
-// checksums correct. Raw SYNs give exact TCP counts: a real connection's
-// segment count depends on the stack's timing.
-func tcpSYN(src, dst netip.AddrPort) []byte {
-	seg := make([]byte, tcpHeaderLen)
-	binary.BigEndian.PutUint16(seg[0:], src.Port())
-	binary.BigEndian.PutUint16(seg[2:], dst.Port())
-	binary.BigEndian.PutUint32(seg[4:], 1)
-	seg[12] = tcpHeaderLen / 4 << 4
-	seg[13] = 0x02 // SYN
-	binary.BigEndian.PutUint16(seg[14:], 65535)
-	sum := checksum(0, src.Addr().AsSlice())
-	sum = checksum(sum, dst.Addr().AsSlice())
-	sum += uint32(unix.IPPROTO_TCP) + uint32(len(seg))
-	sum = checksum(sum, seg)
-	binary.BigEndian.PutUint16(seg[16:], foldChecksum(sum))
-
-	if src.Addr().Is4() {
-		p := make([]byte, ipv4HeaderLen+len(seg))
-		p[0] = 0x45
-		binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-		p[8] = 64
-		p[9] = unix.IPPROTO_TCP
-		copy(p[12:16], src.Addr().AsSlice())
-		copy(p[16:20], dst.Addr().AsSlice())
-		copy(p[ipv4HeaderLen:], seg)
-		return p
-	}
-	p := make([]byte, ipv6HeaderLen+len(seg))
-	p[0] = 0x60
-	binary.BigEndian.PutUint16(p[4:], uint16(len(seg)))
-	p[6] = unix.IPPROTO_TCP
-	p[7] = 64
-	copy(p[8:24], src.Addr().AsSlice())
-	copy(p[24:40], dst.Addr().AsSlice())
-	copy(p[ipv6HeaderLen:], seg)
-	return p
-}
-
 // sendRaw sends pkt, a whole IP packet, n times from ns through a raw
 // IPPROTO_RAW socket, paced: it passes the hooks exactly as built.
 func sendRaw(t *testing.T, ns string, dst netip.Addr, pkt []byte, n int) {
 	t.Helper()
-	inNS(t, ns, func() error {
-		family := unix.AF_INET6
-		var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: dst.As16()}
-		if dst.Is4() {
-			family = unix.AF_INET
-			sa = &unix.SockaddrInet4{Addr: dst.As4()}
-		}
-		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-		if err != nil {
-			return fmt.Errorf("raw socket: %w", err)
-		}
-		defer unix.Close(fd)
-		for i := range n {
-			if err := unix.Sendto(fd, pkt, 0, sa); err != nil {
-				return fmt.Errorf("raw packet %d of %d to %s: %w", i+1, n, dst, err)
-			}
-			time.Sleep(pause)
-		}
-		return nil
-	})
+	labtest.SendRaw(t, ns, dst, n, pause, pkt)
 }
