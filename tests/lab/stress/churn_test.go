@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kfwlabs/kfw_exporter/abi"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -43,8 +44,8 @@ const (
 func TestChurnUnderTraffic(t *testing.T) {
 	w := sizes(t)
 	ncpu := twoCPUs(t)
-	checkKernelLog(t)
-	loadModule(t)
+	labtest.CheckKernelLog(t)
+	labtest.LoadModuleNoLogCheck(t)
 	// Subscribed before the first rule, the listener owns every event.
 	rec := subscribe(t)
 	rec.waitSubscriptions(t, 1)
@@ -62,13 +63,13 @@ func TestChurnUnderTraffic(t *testing.T) {
 	}
 	f := newFlows(t, ns, ncpu, targets)
 
-	cl := dial(t)
+	cl := labtest.DialNetlink(t)
 	base := baseRules(t)
 	u := newUpdater(cl, base, rand.New(rand.NewPCG(8, uint64(instance))))
 	if err := u.apply(u.restoreTxn(false, false)); err != nil {
 		t.Fatal(err)
 	}
-	dumper := dial(t)
+	dumper := labtest.DialNetlink(t)
 	rd := startChurnReaders(t, dumper, base, w.pause)
 
 	var sent struct{ drops4, drops6, hits4, hits6 uint64 } // ever sent to the base rules' ports

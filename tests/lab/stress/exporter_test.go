@@ -23,34 +23,17 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // exporter is a running $KFW_BIN/kfw_exporter on a free loopback port.
 type exporter struct {
 	cmd     *exec.Cmd
-	log     *lockedBuffer
+	log     *labtest.LockedBuffer
 	url     string
 	client  *http.Client
 	exited  chan struct{}
 	exitErr error // valid once exited is closed
-}
-
-// lockedBuffer collects a subprocess's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startExporter starts kfw_exporter and waits until it answers. When the
@@ -61,9 +44,9 @@ func startExporter(t *testing.T) *exporter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(labtest.FreePort(t)))
 	e := &exporter{
-		log:    &lockedBuffer{},
+		log:    &labtest.LockedBuffer{},
 		url:    "http://" + addr + "/metrics",
 		client: &http.Client{Timeout: 30 * time.Second},
 		exited: make(chan struct{}),
@@ -107,17 +90,6 @@ func startExporter(t *testing.T) *exporter {
 		return err == nil, fmt.Sprint(err)
 	})
 	return e
-}
-
-// freePort returns a TCP port of the loopback nobody listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // stop sends SIGTERM and waits for a clean exit.

@@ -3,11 +3,11 @@
 package stress
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
 
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -129,16 +129,7 @@ func (r *recorder) waitSubscriptions(t *testing.T, n int) {
 func subscribe(t *testing.T) *recorder {
 	t.Helper()
 	rec := newRecorder()
-	s := netlinkclient.NewSubscriber(netlinkclient.SubscriberConfig{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, rec) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Subscriber.Run: %v", err)
-		}
-	})
+	labtest.RunSubscriber(t, "", netlinkclient.SubscriberConfig{}, rec)
 	return rec
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 	"github.com/kfwlabs/kfw_exporter/netlinkclient"
 )
 
@@ -34,7 +35,7 @@ const minDropsUnderTraffic = 20
 func TestReloadCycles(t *testing.T) {
 	w := sizes(t)
 	ncpu := twoCPUs(t)
-	checkKernelLog(t)
+	labtest.CheckKernelLog(t)
 	if guest.ModuleLoaded(guest.ModuleName) {
 		t.Fatal("kfw is already loaded: a previous test leaked it")
 	}

@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +31,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
-	"github.com/kfwlabs/kfw_exporter/netlinkclient"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // hangLimit bounds every wait for the kernel or the exporter: a slow
@@ -93,95 +92,29 @@ func twoCPUs(t *testing.T) int {
 	return n
 }
 
-// checkKernelLog fails the test if the kernel logs a problem after this
-// call and before the test ends.
-func checkKernelLog(t *testing.T) {
-	t.Helper()
-	mark, err := guest.MarkLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := guest.CheckLogSince(mark); err != nil {
-			t.Error(err)
-		}
-	})
-}
-
-// loadModule loads a fresh kfw for the test and unloads it when the test
-// ends.
-func loadModule(t *testing.T, params ...string) {
-	t.Helper()
-	if guest.ModuleLoaded(guest.ModuleName) {
-		t.Fatal("kfw is already loaded: a previous test leaked it")
-	}
-	if err := guest.LoadModule(params...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if guest.ModuleLoaded(guest.ModuleName) {
-			if err := guest.UnloadModule(); err != nil {
-				t.Error(err)
-			}
-		}
-	})
-}
-
 // moduleRefcount reads the module's reference count from sysfs.
 func moduleRefcount() (string, error) {
 	b, err := os.ReadFile("/sys/module/" + guest.ModuleName + "/refcnt")
 	return strings.TrimSpace(string(b)), err
 }
 
-var netnsSeq atomic.Int64
+// netnsPrefix starts the names of the suite's network namespaces.
+const netnsPrefix = "kfwst"
 
 // newNetNS creates a network namespace with only a loopback interface, up,
 // and deletes it when the test ends: the test's traffic is alone there.
-func newNetNS(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("kfwst%d", netnsSeq.Add(1))
-	if err := guest.AddNetNS(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := guest.DeleteNetNS(name); err != nil {
-			t.Error(err)
-		}
-	})
-	return name
-}
+func newNetNS(t *testing.T) string { return labtest.NewNetNS(t, netnsPrefix) }
 
-// dial opens a command client, closed when the test ends.
-func dial(t *testing.T) *netlinkclient.Client {
+// waitFor polls cond every 10 ms until it holds, failing after hangLimit
+// with the last state cond described.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	c, err := netlinkclient.Dial(abi.GenlName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	labtest.WaitFor(t, hangLimit, 10*time.Millisecond, what, cond)
 }
 
 // cmdCtx is a context for one command, bounded by hangLimit.
 func cmdCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), hangLimit)
-}
-
-// waitFor polls cond until it holds, failing after hangLimit with the last
-// state cond described.
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(hangLimit)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s; last state: %s", what, state)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var procKFW = filepath.Join("/proc", abi.ProcDir)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -180,23 +179,6 @@ func dialUDP(t *testing.T, ns string, dst netip.AddrPort) *net.UDPConn {
 // received is what the sink of dst has received so far.
 func (f *flows) received(dst netip.AddrPort) uint64 { return f.sinks[dst].received.Load() }
 
-// onCPU runs fn on an OS thread bound to cpu, in a goroutine of its own;
-// the thread dies with it rather than serve others with that affinity.
-func onCPU(cpu int, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		var set unix.CPUSet
-		set.Set(cpu)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			done <- fmt.Errorf("bind to cpu %d: %w", cpu, err)
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
-}
-
 // outcome counts the sends of one sender to one target.
 type outcome struct {
 	passed  uint64 // the send succeeded
@@ -265,7 +247,7 @@ func startPaced(t *testing.T, f *flows, which []int, pause time.Duration, module
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			if err := onCPU(cpu, func() error { return p.run(cpu, pause) }); err != nil {
+			if err := guest.OnCPU(cpu, func() error { return p.run(cpu, pause) }); err != nil {
 				err = fmt.Errorf("sender on cpu %d: %w", cpu, err)
 				p.err.CompareAndSwap(nil, &err)
 			}
@@ -373,7 +355,7 @@ func (f *flows) sendExact(t *testing.T, targets []int, n int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- onCPU(cpu, func() error {
+			errs <- guest.OnCPU(cpu, func() error {
 				buf := make([]byte, payloadLen)
 				for _, ti := range targets {
 					var o outcome
