@@ -24,6 +24,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/dashboards/queries"
 	"github.com/kfwlabs/kfw_exporter/lab"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // hostWait bounds every wait of the host side for the guest or Prometheus;
@@ -179,7 +180,7 @@ func startLab(t *testing.T) *labRun {
 	}
 	driver := buildDriver(t, r.repo)
 
-	exporterPort, controlPort := freePort(t), freePort(t)
+	exporterPort, controlPort := labtest.FreePort(t), labtest.FreePort(t)
 	r.target = net.JoinHostPort("127.0.0.1", strconv.Itoa(exporterPort))
 	r.control = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(controlPort))
 	timeout := vmTimeout

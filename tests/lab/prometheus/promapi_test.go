@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // promServer is a Prometheus server run by the test, on the loopback only.
@@ -42,7 +44,7 @@ func startPrometheus(t *testing.T, bin, dir, config string) *promServer {
 		t.Fatal(err)
 	}
 	defer log.Close() // the child has its copy
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(labtest.FreePort(t)))
 	p.url = "http://" + addr
 	p.cmd = exec.Command(bin,
 		"--config.file="+configFile,
@@ -101,17 +103,6 @@ func (p *promServer) waitReady(t *testing.T) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// freePort returns a TCP port of the host's loopback nobody listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // get calls an API path with params and decodes its data into v.

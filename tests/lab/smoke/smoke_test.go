@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 func TestKernelIsTheRequestedOne(t *testing.T) {
@@ -106,25 +107,11 @@ func TestModprobe(t *testing.T) {
 	}
 }
 
-func newTopology(t *testing.T) guest.Topology {
-	t.Helper()
-	top, err := guest.NewTopology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := top.Destroy(); err != nil {
-			t.Error(err)
-		}
-	})
-	return top
-}
-
 // TestTopologyRoutesThroughRouter pings both ways over IPv4 and IPv6 and
 // checks the hop limit: one less than the sender's proves the router
 // forwarded.
 func TestTopologyRoutesThroughRouter(t *testing.T) {
-	top := newTopology(t)
+	top := labtest.NewTopology(t)
 	for _, c := range []struct {
 		from guest.Endpoint
 		to   string
@@ -148,7 +135,7 @@ func TestTopologyRoutesThroughRouter(t *testing.T) {
 // TestInNetNS serves TCP in the server namespace and dials it from the
 // client namespace over IPv4 and IPv6, both from Go through guest.InNetNS.
 func TestInNetNS(t *testing.T) {
-	top := newTopology(t)
+	top := labtest.NewTopology(t)
 	var ln net.Listener
 	err := guest.InNetNS(top.Server.NS, func() (err error) {
 		ln, err = net.Listen("tcp", "[::]:0")
@@ -192,7 +179,7 @@ func TestInNetNS(t *testing.T) {
 // TestInNetNSRestoresTheThread checks that the thread InNetNS ran on
 // enters the namespace and comes back.
 func TestInNetNSRestoresTheThread(t *testing.T) {
-	top := newTopology(t)
+	top := labtest.NewTopology(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	current := func() string {
@@ -218,7 +205,7 @@ func TestInNetNSRestoresTheThread(t *testing.T) {
 // TestNftablesCountsForwardedPackets loads nf_tables through the kernel's
 // module autoloading and counts forwarded packets in the router.
 func TestNftablesCountsForwardedPackets(t *testing.T) {
-	top := newTopology(t)
+	top := labtest.NewTopology(t)
 	ruleset := `table inet smoke {
 	chain forward {
 		type filter hook forward priority 0; policy accept;
