@@ -57,7 +57,7 @@ func TestExactCounts(t *testing.T) {
 	servers := []netip.Addr{topo.Server.IPv4.Addr(), topo.Server.IPv6.Addr()}
 	sinks := map[netip.Addr]*net.UDPConn{}
 	for _, s := range servers {
-		sinks[s] = listenUDP(t, topo.Server.NS, netip.AddrPortFrom(s, 5001))
+		sinks[s] = labtest.ListenUDP(t, topo.Server.NS, netip.AddrPortFrom(s, 5001))
 	}
 	waitQuiet(t)
 
@@ -68,9 +68,9 @@ func TestExactCounts(t *testing.T) {
 		if server.Is6() {
 			client = topo.Client.IPv6.Addr()
 		}
-		sendUDP(t, dialUDP(t, topo.Client.NS, netip.AddrPortFrom(server, 5001)), acceptedUDP, acceptedUDPLen)
+		sendUDP(t, labtest.DialUDP(t, topo.Client.NS, netip.AddrPortFrom(server, 5001)), acceptedUDP, acceptedUDPLen)
 		recvUDP(t, sinks[server], acceptedUDP)
-		sendUDP(t, dialUDP(t, topo.Client.NS, netip.AddrPortFrom(server, 6001)), droppedUDP, droppedUDPLen)
+		sendUDP(t, labtest.DialUDP(t, topo.Client.NS, netip.AddrPortFrom(server, 6001)), droppedUDP, droppedUDPLen)
 		sendRaw(t, topo.Client.NS, server, guest.TCPSYNPacket(netip.AddrPortFrom(client, 40000), netip.AddrPortFrom(server, 7002)), droppedSYN)
 		sendRaw(t, topo.Client.NS, server, guest.TCPSYNPacket(netip.AddrPortFrom(client, 40001), netip.AddrPortFrom(server, 8002)), loggedSYN)
 	}
@@ -102,7 +102,7 @@ func TestExactCounts(t *testing.T) {
 // rules must be the very numbers of the files.
 func checkScrapeMatchesProc(t *testing.T, m metrics) {
 	t.Helper()
-	st := procStats(t)
+	st := labtest.ReadProcStats(t)
 	info := m["kfw_module_info"]
 	wantInfo := map[string]string{
 		"version":         st.Version,

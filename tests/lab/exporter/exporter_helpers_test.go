@@ -38,22 +38,11 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	labtest.WaitFor(t, hangLimit, 20*time.Millisecond, what, cond)
 }
 
-var procKFW = filepath.Join("/proc", abi.ProcDir)
-
-func readProc(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(procKFW, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // writeRules writes lines to /proc/kfw/rules as one transaction.
 func writeRules(t *testing.T, lines ...string) {
 	t.Helper()
 	text := strings.Join(lines, "\n") + "\n"
-	f, err := os.OpenFile(filepath.Join(procKFW, abi.ProcRules), os.O_WRONLY, 0)
+	f, err := os.OpenFile(labtest.ProcPath(abi.ProcRules), os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,20 +52,10 @@ func writeRules(t *testing.T, lines ...string) {
 	}
 }
 
-// procStats reads /proc/kfw/stats.
-func procStats(t *testing.T) abi.ModuleStats {
-	t.Helper()
-	st, err := abi.ParseProcStats(strings.NewReader(readProc(t, abi.ProcStats)), abi.ProcStats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 // procHooks reads /proc/kfw/hooks.
 func procHooks(t *testing.T) []abi.ProcHookCounters {
 	t.Helper()
-	rows, err := abi.ParseProcHooks(strings.NewReader(readProc(t, abi.ProcHooks)), abi.ProcHooks)
+	rows, err := abi.ParseProcHooks(strings.NewReader(labtest.ReadProc(t, abi.ProcHooks)), abi.ProcHooks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +66,7 @@ func procHooks(t *testing.T) []abi.ProcHookCounters {
 func procRuleStats(t *testing.T) map[uint32]abi.ProcRuleCounters {
 	t.Helper()
 	rows := map[uint32]abi.ProcRuleCounters{}
-	err := abi.ParseProcRuleStats(strings.NewReader(readProc(t, abi.ProcRuleStats)), abi.ProcRuleStats,
+	err := abi.ParseProcRuleStats(strings.NewReader(labtest.ReadProc(t, abi.ProcRuleStats)), abi.ProcRuleStats,
 		func(c abi.ProcRuleCounters) error {
 			rows[c.ID] = c
 			return nil

@@ -24,7 +24,7 @@ func TestLossAccounting(t *testing.T) {
 	e := startExporter(t, exporterConfig{args: []string{"--netlink.read-buffer=16KiB"}})
 	e.waitSubscribed()
 	ns := newNetNS(t)
-	drop := dialUDP(t, ns, netip.MustParseAddrPort("127.0.0.1:9"))
+	drop := labtest.DialUDP(t, ns, netip.MustParseAddrPort("127.0.0.1:9"))
 	kv := []string{"rule", "1", "family", "ipv4", "hook", "output", "proto", "udp"}
 
 	// About 100 bytes per event: the burst is several times what the

@@ -28,7 +28,7 @@ func TestUnprivileged(t *testing.T) {
 	labtest.LoadModule(t)
 	writeRules(t, "add id=1 action=drop proto=udp dport=9 hooks=output")
 	ns := newNetNS(t)
-	drop := dialUDP(t, ns, netip.MustParseAddrPort("127.0.0.1:9"))
+	drop := labtest.DialUDP(t, ns, netip.MustParseAddrPort("127.0.0.1:9"))
 	const drops = 50
 
 	t.Run("without CAP_NET_ADMIN", func(t *testing.T) {

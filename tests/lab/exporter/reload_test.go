@@ -128,9 +128,9 @@ func loopbackTraffic(t *testing.T) (drop, hit *net.UDPConn) {
 	t.Helper()
 	ns := newNetNS(t)
 	lo := netip.MustParseAddr("127.0.0.1")
-	sink := listenUDP(t, ns, netip.AddrPortFrom(lo, 10))
+	sink := labtest.ListenUDP(t, ns, netip.AddrPortFrom(lo, 10))
 	go drain(sink)
-	return dialUDP(t, ns, netip.AddrPortFrom(lo, 9)), dialUDP(t, ns, netip.AddrPortFrom(lo, 10))
+	return labtest.DialUDP(t, ns, netip.AddrPortFrom(lo, 9)), labtest.DialUDP(t, ns, netip.AddrPortFrom(lo, 10))
 }
 
 // drain reads a socket until it is closed.
@@ -154,7 +154,7 @@ func TestReloadWhileScraping(t *testing.T) {
 	writeRules(t,
 		"add id=1 action=drop proto=udp dport=9 hooks=output",
 		"add id=2 action=accept proto=udp dport=10 hooks=output log=1")
-	first := procStats(t).Instance
+	first := labtest.ReadProcStats(t).Instance
 	e := startExporter(t, exporterConfig{})
 	e.waitSubscribed()
 	drop, hit := loopbackTraffic(t)
@@ -189,7 +189,7 @@ func TestReloadWhileScraping(t *testing.T) {
 	if err := guest.LoadModule(); err != nil {
 		t.Fatal(err)
 	}
-	second := procStats(t).Instance
+	second := labtest.ReadProcStats(t).Instance
 	if second == first {
 		t.Fatalf("instance %016x did not change across the reload", first)
 	}

@@ -36,13 +36,6 @@ func familyLabel(a netip.Addr) string {
 	return "ipv6"
 }
 
-func udpNetwork(a netip.Addr) string {
-	if a.Is4() {
-		return "udp4"
-	}
-	return "udp6"
-}
-
 // netnsPrefix starts the names of the suite's network namespaces.
 const netnsPrefix = "kfwe"
 
@@ -104,39 +97,15 @@ const quietSpan = 5 * time.Second
 // up chatter is over and only the test's packets will count from now on.
 func waitQuiet(t *testing.T) {
 	t.Helper()
-	last := readProc(t, "hooks")
+	last := labtest.ReadProc(t, "hooks")
 	since := time.Now()
 	waitFor(t, "kfw's hook counters to stand still for "+quietSpan.String(), func() (bool, string) {
-		now := readProc(t, "hooks")
+		now := labtest.ReadProc(t, "hooks")
 		if now != last {
 			last, since = now, time.Now()
 		}
 		return time.Since(since) >= quietSpan, strings.ReplaceAll(now, "\n", "; ")
 	})
-}
-
-// listenUDP opens a UDP socket bound to addr in ns.
-func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
-	t.Helper()
-	var c *net.UDPConn
-	labtest.InNetNS(t, ns, func() (err error) {
-		c, err = net.ListenUDP(udpNetwork(addr.Addr()), net.UDPAddrFromAddrPort(addr))
-		return err
-	})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// dialUDP opens a UDP socket in ns connected to raddr.
-func dialUDP(t *testing.T, ns string, raddr netip.AddrPort) *net.UDPConn {
-	t.Helper()
-	var c *net.UDPConn
-	labtest.InNetNS(t, ns, func() (err error) {
-		c, err = net.DialUDP(udpNetwork(raddr.Addr()), nil, net.UDPAddrFromAddrPort(raddr))
-		return err
-	})
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // sendUDP sends n datagrams of payload bytes, paced, failing on any error.

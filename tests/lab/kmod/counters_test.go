@@ -25,9 +25,9 @@ func TestExactCounters(t *testing.T) {
 			const n, payload = 40, 100
 			udpSize := udpPacketLen(addr, payload)
 
-			recv := listenUDP(t, ns, netip.AddrPortFrom(addr, 0))
+			recv := labtest.ListenUDP(t, ns, netip.AddrPortFrom(addr, 0))
 			port := boundPort(recv)
-			send := dialUDP(t, ns, netip.AddrPortFrom(addr, port))
+			send := labtest.DialUDP(t, ns, netip.AddrPortFrom(addr, port))
 			mustWriteRules(t, "flush",
 				fmt.Sprintf("add id=10 action=accept proto=udp dport=%d hooks=output", port),
 				fmt.Sprintf("add id=11 action=accept proto=udp dport=%d hooks=input", port))
@@ -72,9 +72,9 @@ func TestExactCounters(t *testing.T) {
 func TestCountersSurviveUnrelatedChanges(t *testing.T) {
 	labtest.LoadModule(t)
 	ns := newNetNS(t)
-	recv := listenUDP(t, ns, netip.AddrPortFrom(loopback4, 0))
+	recv := labtest.ListenUDP(t, ns, netip.AddrPortFrom(loopback4, 0))
 	port := boundPort(recv)
-	send := dialUDP(t, ns, netip.AddrPortFrom(loopback4, port))
+	send := labtest.DialUDP(t, ns, netip.AddrPortFrom(loopback4, port))
 	const n, payload = 10, 20
 	size := udpPacketLen(loopback4, payload)
 	rule3 := fmt.Sprintf("add id=3 action=accept proto=udp dport=%d", port)

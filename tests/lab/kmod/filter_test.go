@@ -27,9 +27,9 @@ func TestFirstMatchWins(t *testing.T) {
 	for _, addr := range loopbacks {
 		t.Run(familyName(addr), func(t *testing.T) {
 			ns := newNetNS(t)
-			recv := listenUDP(t, ns, netip.AddrPortFrom(addr, 0))
+			recv := labtest.ListenUDP(t, ns, netip.AddrPortFrom(addr, 0))
 			port := boundPort(recv)
-			send := dialUDP(t, ns, netip.AddrPortFrom(addr, port))
+			send := labtest.DialUDP(t, ns, netip.AddrPortFrom(addr, port))
 			const payload = 32
 			size := udpPacketLen(addr, payload)
 
@@ -102,9 +102,9 @@ func TestDefaultPolicyPerHook(t *testing.T) {
 	for _, addr := range loopbacks {
 		t.Run(familyName(addr), func(t *testing.T) {
 			ns := newNetNS(t)
-			recv := listenUDP(t, ns, netip.AddrPortFrom(addr, 0))
+			recv := labtest.ListenUDP(t, ns, netip.AddrPortFrom(addr, 0))
 			port := boundPort(recv)
-			send := dialUDP(t, ns, netip.AddrPortFrom(addr, port))
+			send := labtest.DialUDP(t, ns, netip.AddrPortFrom(addr, port))
 			const n, payload = 7, 48
 			size := udpPacketLen(addr, payload)
 			fam := family(addr)

@@ -23,9 +23,9 @@ func TestForward(t *testing.T) {
 			fam := family(server)
 			const n, payload = 20, 60
 			size := udpPacketLen(server, payload)
-			recv := listenUDP(t, topo.Server.NS, netip.AddrPortFrom(server, 0))
+			recv := labtest.ListenUDP(t, topo.Server.NS, netip.AddrPortFrom(server, 0))
 			port := boundPort(recv)
-			send := dialUDP(t, topo.Client.NS, netip.AddrPortFrom(server, port))
+			send := labtest.DialUDP(t, topo.Client.NS, netip.AddrPortFrom(server, port))
 
 			mustWriteRules(t, "flush", "policy hook=forward action=accept")
 			// Let neighbour discovery finish before counting.
@@ -98,9 +98,9 @@ func TestInterfaceMatch(t *testing.T) {
 	labtest.LoadModule(t)
 	topo := labtest.NewTopology(t)
 	routerAddr := topo.RouterClient.IPv4.Addr()
-	recv := listenUDP(t, topo.Router(), netip.AddrPortFrom(routerAddr, 0))
+	recv := labtest.ListenUDP(t, topo.Router(), netip.AddrPortFrom(routerAddr, 0))
 	port := boundPort(recv)
-	send := dialUDP(t, topo.Client.NS, netip.AddrPortFrom(routerAddr, port))
+	send := labtest.DialUDP(t, topo.Client.NS, netip.AddrPortFrom(routerAddr, port))
 	sendUDP(t, send, 1, 10)
 	recvUDP(t, recv, 1)
 

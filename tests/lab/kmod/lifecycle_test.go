@@ -47,8 +47,8 @@ func loopbackFlows(t *testing.T, ns string) []*net.UDPConn {
 	t.Helper()
 	var conns []*net.UDPConn
 	for _, addr := range loopbacks {
-		recv := listenUDP(t, ns, netip.AddrPortFrom(addr, 0))
-		conns = append(conns, dialUDP(t, ns, netip.AddrPortFrom(addr, boundPort(recv))))
+		recv := labtest.ListenUDP(t, ns, netip.AddrPortFrom(addr, 0))
+		conns = append(conns, labtest.DialUDP(t, ns, netip.AddrPortFrom(addr, boundPort(recv))))
 		go io.Copy(io.Discard, recv)
 	}
 	return conns
@@ -60,8 +60,8 @@ func forwardFlows(t *testing.T, topo guest.Topology) []*net.UDPConn {
 	t.Helper()
 	var conns []*net.UDPConn
 	for _, addr := range []netip.Addr{topo.Server.IPv4.Addr(), topo.Server.IPv6.Addr()} {
-		recv := listenUDP(t, topo.Server.NS, netip.AddrPortFrom(addr, 0))
-		conns = append(conns, dialUDP(t, topo.Client.NS, netip.AddrPortFrom(addr, boundPort(recv))))
+		recv := labtest.ListenUDP(t, topo.Server.NS, netip.AddrPortFrom(addr, 0))
+		conns = append(conns, labtest.DialUDP(t, topo.Client.NS, netip.AddrPortFrom(addr, boundPort(recv))))
 		go io.Copy(io.Discard, recv)
 	}
 	return conns

@@ -4,7 +4,6 @@ package kmod
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -21,13 +20,7 @@ import (
 // $KFW_KMOD_HELPER set, TestMain runs that helper instead of the tests.
 const helperEnv = "KFW_KMOD_HELPER"
 
-func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		fmt.Print(runHelper(mode))
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.RunHelperOrTests(m, helperEnv, runHelper) }
 
 const helperRule = "add id=77 action=drop\n"
 

@@ -46,42 +46,11 @@ func udpPacketLen(addr netip.Addr, payload int) uint64 {
 	return guest.IPv6HeaderLen + guest.UDPHeaderLen + uint64(payload)
 }
 
-func udpNetwork(addr netip.Addr) string {
-	if addr.Is4() {
-		return "udp4"
-	}
-	return "udp6"
-}
-
 func tcpNetwork(addr netip.Addr) string {
 	if addr.Is4() {
 		return "tcp4"
 	}
 	return "tcp6"
-}
-
-// listenUDP opens a UDP socket bound to addr (port 0: any) in ns.
-func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
-	t.Helper()
-	var c *net.UDPConn
-	labtest.InNetNS(t, ns, func() (err error) {
-		c, err = net.ListenUDP(udpNetwork(addr.Addr()), net.UDPAddrFromAddrPort(addr))
-		return err
-	})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// dialUDP opens a UDP socket in ns connected to raddr.
-func dialUDP(t *testing.T, ns string, raddr netip.AddrPort) *net.UDPConn {
-	t.Helper()
-	var c *net.UDPConn
-	labtest.InNetNS(t, ns, func() (err error) {
-		c, err = net.DialUDP(udpNetwork(raddr.Addr()), nil, net.UDPAddrFromAddrPort(raddr))
-		return err
-	})
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 func boundPort(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }

@@ -34,7 +34,7 @@ func prime(t *testing.T, rec *recorder, instance uint64, send func(cpu int) erro
 	var base tally
 	var generated uint64
 	waitFor(t, "a quiet listener", func() (bool, string) {
-		base, generated = rec.tally(instance), procStats(t).EventsGenerated
+		base, generated = rec.tally(instance), labtest.ReadProcStats(t).EventsGenerated
 		return base.received+base.lost == generated, fmt.Sprintf("received %d, lost %d, generated %d",
 			base.received, base.lost, generated)
 	})
@@ -71,7 +71,7 @@ func loopbackDrops(t *testing.T, ncpu int) []*net.UDPConn {
 	writeRules(t, "add id=1 action=drop proto=udp dport=9 hooks=output")
 	conns := make([]*net.UDPConn, ncpu)
 	for i := range conns {
-		conns[i] = dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
+		conns[i] = labtest.DialUDPFrom(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
 	}
 	return conns
 }
@@ -94,7 +94,7 @@ func TestBurstAccounting(t *testing.T) {
 	labtest.LoadModule(t)
 	conns := loopbackDrops(t, ncpu)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
-	instance := procStats(t).Instance
+	instance := labtest.ReadProcStats(t).Instance
 	base, baseGen := prime(t, rec, instance, func(cpu int) error { return sendDroppedOn(cpu, conns[cpu], 1, 16) })
 
 	const perCPU = 1500
@@ -105,7 +105,7 @@ func TestBurstAccounting(t *testing.T) {
 	}
 	checkSequences(t, rec, instance)
 	checkBothCPUs(t, rec, instance, ncpu)
-	st := procStats(t)
+	st := labtest.ReadProcStats(t)
 	t.Logf("%d events: received %d, lost %d; kernel: %d batches, %d queue overflows, %d nobufs",
 		generated, tl.received-base.received, tl.lost-base.lost, st.EventsMessagesSent,
 		st.EventsQueueOverflows, st.EventsNobufs)
@@ -122,7 +122,7 @@ func TestSocketOverflow(t *testing.T) {
 	conns := loopbackDrops(t, ncpu)
 	// SO_RCVBUFFORCE of one byte gives the kernel's minimum: a batch or two.
 	rec := subscribe(t, netlinkclient.SubscriberConfig{ReadBuffer: 1})
-	instance := procStats(t).Instance
+	instance := labtest.ReadProcStats(t).Instance
 	base, baseGen := prime(t, rec, instance, func(cpu int) error { return sendDroppedOn(cpu, conns[cpu], 1, 16) })
 
 	rec.pause()
@@ -132,12 +132,12 @@ func TestSocketOverflow(t *testing.T) {
 	// sync batch failed too: the reader is still paused.
 	var nobufs uint64
 	waitFor(t, "ENOBUFS on the multicast", func() (bool, string) {
-		st := procStats(t)
+		st := labtest.ReadProcStats(t)
 		nobufs = st.EventsNobufs
 		return nobufs > 0 && st.EventsGenerated-baseGen == uint64(ncpu*perCPU), fmt.Sprintf("%+v", st)
 	})
 	waitFor(t, "a sync batch to fail while the reader is paused", func() (bool, string) {
-		st := procStats(t)
+		st := labtest.ReadProcStats(t)
 		return st.EventsNobufs > nobufs+1, fmt.Sprintf("nobufs %d -> %d", nobufs, st.EventsNobufs)
 	})
 	rec.resume()
@@ -151,7 +151,7 @@ func TestSocketOverflow(t *testing.T) {
 		t.Errorf("lost %d, %d overruns: the forced overflow lost nothing", lost, tl.overruns-base.overruns)
 	}
 	checkSequences(t, rec, instance)
-	st := procStats(t)
+	st := labtest.ReadProcStats(t)
 	if st.EventsQueueOverflows != 0 || st.EventsAllocFailures != 0 {
 		t.Errorf("losses other than at the socket: %+v", st)
 	}
@@ -172,7 +172,7 @@ func TestQueueOverflow(t *testing.T) {
 	dst := netip.AddrPortFrom(topo.Server.IPv4.Addr(), 9)
 	conns := make([]*net.UDPConn, ncpu)
 	for i := range conns {
-		conns[i] = dialUDP(t, topo.Client.NS, netip.AddrPort{}, dst)
+		conns[i] = labtest.DialUDPFrom(t, topo.Client.NS, netip.AddrPort{}, dst)
 	}
 	send := func(cpu, n, size int) error {
 		return guest.OnCPU(cpu, func() error {
@@ -185,9 +185,9 @@ func TestQueueOverflow(t *testing.T) {
 		})
 	}
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
-	instance := procStats(t).Instance
+	instance := labtest.ReadProcStats(t).Instance
 	base, baseGen := prime(t, rec, instance, func(cpu int) error { return send(cpu, 1, 16) })
-	before := procStats(t)
+	before := labtest.ReadProcStats(t)
 
 	// 60000 bytes leave the client as 41 fragments of a 1500-byte MTU.
 	const datagrams, size, fragments = 10, 60000, 41
@@ -212,7 +212,7 @@ func TestQueueOverflow(t *testing.T) {
 	if generated != uint64(ncpu*datagrams*fragments) {
 		t.Errorf("kernel generated %d events for %d fragments", generated, ncpu*datagrams*fragments)
 	}
-	st := procStats(t)
+	st := labtest.ReadProcStats(t)
 	overflows := st.EventsQueueOverflows - before.EventsQueueOverflows
 	lost := tl.lost - base.lost
 	if overflows == 0 {
@@ -237,7 +237,7 @@ func TestRateLimits(t *testing.T) {
 	labtest.LoadModule(t)
 	topo := labtest.NewTopology(t)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
-	instance := procStats(t).Instance
+	instance := labtest.ReadProcStats(t).Instance
 	cl := labtest.DialNetlink(t)
 
 	const n = 40
@@ -283,14 +283,14 @@ func TestRateLimits(t *testing.T) {
 
 	t.Run("rule", func(t *testing.T) {
 		addRule(t, cl, "id=1 action=drop proto=udp dport=9 hooks=output rate=1 burst=5")
-		c := dialUDP(t, newNetNS(t), netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
+		c := labtest.DialUDPFrom(t, newNetNS(t), netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
 		ruleSuppressed := func() uint64 { return procRuleStats(t)[0].Suppressed }
 		passes(t, "rule 1", 5, ofRule(1), func(n int) {
 			if err := sendDroppedOn(0, c, n, 8); err != nil {
 				t.Fatal(err)
 			}
 		}, ruleSuppressed)
-		st := procStats(t)
+		st := labtest.ReadProcStats(t)
 		if row := procRuleStats(t)[0]; st.EventsSuppressed != row.Suppressed || st.EventsGenerated != row.Events {
 			t.Errorf("global counters %+v disagree with rule 1's %+v", st, row)
 		}
@@ -303,9 +303,9 @@ func TestRateLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Not port 9: rule 1 would drop it at the client's output.
-		c := dialUDP(t, topo.Client.NS, netip.AddrPort{}, netip.AddrPortFrom(topo.Server.IPv4.Addr(), 10))
-		base := procStats(t).EventsSuppressed
-		globalSuppressed := func() uint64 { return procStats(t).EventsSuppressed - base }
+		c := labtest.DialUDPFrom(t, topo.Client.NS, netip.AddrPort{}, netip.AddrPortFrom(topo.Server.IPv4.Addr(), 10))
+		base := labtest.ReadProcStats(t).EventsSuppressed
+		globalSuppressed := func() uint64 { return labtest.ReadProcStats(t).EventsSuppressed - base }
 		policyForward := func(ev *netlinkclient.Event) bool {
 			return ev.Rule == abi.RuleIDPolicy && ev.Hook == abi.HookForward
 		}

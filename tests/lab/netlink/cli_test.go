@@ -46,7 +46,7 @@ func TestKfwctl(t *testing.T) {
 	mustKfwctl(t, "", "rules", "add", "id=20", "action=drop", "proto=tcp", "dport=22", "hooks=input,forward", "log=1", "rate=100")
 	mustKfwctl(t, "", "rules", "add", "action=accept", "id=10", "src=10.0.0.0/8")
 	mustKfwctl(t, "", "policy", "forward", "drop")
-	if got, want := mustKfwctl(t, "", "rules", "save"), readProc(t, abi.ProcRules); got != want {
+	if got, want := mustKfwctl(t, "", "rules", "save"), labtest.ReadProc(t, abi.ProcRules); got != want {
 		t.Errorf("kfwctl rules save:\n%s\n/proc/kfw/rules:\n%s", got, want)
 	}
 	if got := mustKfwctl(t, "", "policy"); got != "policy hook=input action=accept\npolicy hook=forward action=drop\npolicy hook=output action=accept\n" {
@@ -61,7 +61,7 @@ func TestKfwctl(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustKfwctl(t, "", "stats", "-o", "json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if proc := procStats(t); st.Instance != abi.FormatInstance(proc.Instance) || st.Generation != 3 || st.Rules != 2 {
+	if proc := labtest.ReadProcStats(t); st.Instance != abi.FormatInstance(proc.Instance) || st.Generation != 3 || st.Rules != 2 {
 		t.Errorf("kfwctl stats %+v, /proc/kfw/stats %+v", st, proc)
 	}
 
@@ -83,18 +83,18 @@ func TestKfwctl(t *testing.T) {
 	if err := os.WriteFile(file, []byte(text.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gen := procStats(t).Generation
+	gen := labtest.ReadProcStats(t).Generation
 	mustKfwctl(t, "", "rules", "restore", file)
-	if got := readProc(t, abi.ProcRules); got != text.String() {
+	if got := labtest.ReadProc(t, abi.ProcRules); got != text.String() {
 		t.Errorf("/proc/kfw/rules after kfwctl rules restore (%d bytes) differs from the file (%d bytes)", len(got), text.Len())
 	}
-	if g := procStats(t).Generation; g != gen+1 {
+	if g := labtest.ReadProcStats(t).Generation; g != gen+1 {
 		t.Errorf("restore took generation %d -> %d, want one transaction", gen, g)
 	}
 	// Restoring what save prints changes nothing but the generation.
 	saved := mustKfwctl(t, "", "rules", "save")
 	mustKfwctl(t, saved, "rules", "restore", "-")
-	if got := readProc(t, abi.ProcRules); got != saved {
+	if got := labtest.ReadProc(t, abi.ProcRules); got != saved {
 		t.Error("restoring a saved table changed it")
 	}
 
@@ -110,7 +110,7 @@ func TestKfwctl(t *testing.T) {
 		t.Errorf("kfwctl rules list: %d rules, first %q", len(rules), fmt.Sprint(rules[:min(1, len(rules))]))
 	}
 	mustKfwctl(t, "", "rules", "flush")
-	if got := procStats(t).Rules; got != 0 {
+	if got := labtest.ReadProcStats(t).Rules; got != 0 {
 		t.Errorf("%d rules after kfwctl rules flush", got)
 	}
 }

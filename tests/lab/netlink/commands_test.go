@@ -25,7 +25,7 @@ func TestStatsMatchProc(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := procStats(t); got != want {
+		if want := labtest.ReadProcStats(t); got != want {
 			t.Errorf("%s: netlink stats\n%+v\n/proc/kfw/stats\n%+v", when, got, want)
 		}
 	}
@@ -36,16 +36,16 @@ func TestStatsMatchProc(t *testing.T) {
 
 	ns := newNetNS(t)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
-	c := dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
+	c := labtest.DialUDPFrom(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
 	if err := sendDropped(c, 30, 10); err != nil {
 		t.Fatal(err)
 	}
-	generated, _ := checkAccounting(t, rec, procStats(t).Instance, tally{}, 0)
+	generated, _ := checkAccounting(t, rec, labtest.ReadProcStats(t).Instance, tally{}, 0)
 	if generated != 30 {
 		t.Errorf("generated %d, want 30", generated)
 	}
 	compare("after events")
-	st := procStats(t)
+	st := labtest.ReadProcStats(t)
 	if st.MaxRules != 321 || st.Rules != 2 || st.Generation != 1 || st.EventsMessagesSent == 0 {
 		t.Errorf("stats %+v: want max_rules 321, 2 rules, generation 1, some messages sent", st)
 	}
@@ -66,12 +66,12 @@ func TestDumpMatchesProc(t *testing.T) {
 	ns := newNetNS(t)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
 	for _, a := range []string{"127.0.0.1:9", "[::1]:9"} {
-		c := dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort(a))
+		c := labtest.DialUDPFrom(t, ns, netip.AddrPort{}, netip.MustParseAddrPort(a))
 		if err := sendDropped(c, 7, 33); err != nil {
 			t.Fatal(err)
 		}
 	}
-	checkAccounting(t, rec, procStats(t).Instance, tally{}, 0)
+	checkAccounting(t, rec, labtest.ReadProcStats(t).Instance, tally{}, 0)
 
 	rules, err := cl.Rules(ctx(t))
 	if err != nil {
@@ -81,7 +81,7 @@ func TestDumpMatchesProc(t *testing.T) {
 	for _, ri := range rules {
 		dumped = append(dumped, "add "+ri.Rule.String())
 	}
-	procLines := strings.Split(strings.TrimSuffix(readProc(t, abi.ProcRules), "\n"), "\n")
+	procLines := strings.Split(strings.TrimSuffix(labtest.ReadProc(t, abi.ProcRules), "\n"), "\n")
 	var procAdds []string
 	for _, l := range procLines {
 		if strings.HasPrefix(l, "add ") {
@@ -141,7 +141,7 @@ func TestReplaceLargerThanPage(t *testing.T) {
 	cl := labtest.DialNetlink(t)
 	ns := newNetNS(t)
 	writeRules(t, "add id=1 action=accept proto=udp dport=9 hooks=output")
-	c := dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
+	c := labtest.DialUDPFrom(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -191,14 +191,14 @@ func TestCommandsRoundTrip(t *testing.T) {
 	cl := labtest.DialNetlink(t)
 	step := func(what string, do func() error, wantRules string) {
 		t.Helper()
-		before := procStats(t).Generation
+		before := labtest.ReadProcStats(t).Generation
 		if err := do(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if g := procStats(t).Generation; g != before+1 {
+		if g := labtest.ReadProcStats(t).Generation; g != before+1 {
 			t.Errorf("%s: generation %d -> %d", what, before, g)
 		}
-		if got := readProc(t, abi.ProcRules); got != wantRules {
+		if got := labtest.ReadProc(t, abi.ProcRules); got != wantRules {
 			t.Errorf("%s: /proc/kfw/rules\n%s\nwant\n%s", what, got, wantRules)
 		}
 	}
@@ -238,17 +238,17 @@ func TestOtherNamespace(t *testing.T) {
 	})
 	defer cl.Close()
 	addRule(t, cl, "id=1 action=drop proto=udp dport=9 hooks=output")
-	if got := procStats(t).Rules; got != 1 {
+	if got := labtest.ReadProcStats(t).Rules; got != 1 {
 		t.Fatalf("a rule added from another namespace: %d rules in the table", got)
 	}
 
 	outside := subscribe(t, netlinkclient.SubscriberConfig{})
 	inside := subscribeIn(t, ns, netlinkclient.SubscriberConfig{})
-	c := dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
+	c := labtest.DialUDPFrom(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
 	if err := sendDropped(c, 10, 8); err != nil {
 		t.Fatal(err)
 	}
-	instance := procStats(t).Instance
+	instance := labtest.ReadProcStats(t).Instance
 	if generated, _ := checkAccounting(t, outside, instance, tally{}, 0); generated != 10 {
 		t.Errorf("generated %d events for 10 drops", generated)
 	}

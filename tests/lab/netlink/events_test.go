@@ -46,7 +46,7 @@ func TestEventFields(t *testing.T) {
 	topo := labtest.NewTopology(t)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
 	cl := labtest.DialNetlink(t)
-	instance := procStats(t).Instance
+	instance := labtest.ReadProcStats(t).Instance
 
 	router := topo.Router()
 	routerC := ifindex(t, router, topo.RouterClient.Iface)
@@ -67,7 +67,7 @@ func TestEventFields(t *testing.T) {
 		hdr := uint32(ipHeaderLen(fam.client))
 		udp := func(dport uint16) func(t *testing.T) uint16 {
 			return func(t *testing.T) uint16 {
-				c := dialUDP(t, topo.Client.NS, netip.AddrPort{}, netip.AddrPortFrom(fam.server, dport))
+				c := labtest.DialUDPFrom(t, topo.Client.NS, netip.AddrPort{}, netip.AddrPortFrom(fam.server, dport))
 				if _, err := c.Write(make([]byte, payload)); err != nil {
 					t.Fatal(err)
 				}
@@ -196,11 +196,11 @@ func TestNoListenerNoEvents(t *testing.T) {
 	labtest.LoadModule(t)
 	ns := newNetNS(t)
 	writeRules(t, "add id=1 action=drop proto=udp dport=9 hooks=output")
-	c := dialUDP(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
+	c := labtest.DialUDPFrom(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
 	if err := sendDropped(c, 20, 10); err != nil {
 		t.Fatal(err)
 	}
-	st := procStats(t)
+	st := labtest.ReadProcStats(t)
 	if st.EventsGenerated+st.EventsSuppressed+st.EventsQueueOverflows+st.EventsMessagesSent+
 		st.EventsNoListener+st.EventsAllocFailures+st.EventsNobufs != 0 {
 		t.Errorf("event counters moved with nobody listening: %+v", st)

@@ -186,14 +186,14 @@ func onCPUOf(instance uint64, cpu int) func(*netlinkclient.Event) bool {
 func checkAccounting(t *testing.T, rec *recorder, instance uint64, base tally, baseGenerated uint64) (generated uint64, tl tally) {
 	t.Helper()
 	waitFor(t, "received + lost to reach the generated events", func() (bool, string) {
-		generated = procStats(t).EventsGenerated - baseGenerated
+		generated = labtest.ReadProcStats(t).EventsGenerated - baseGenerated
 		tl = rec.tally(instance)
 		got := tl.received - base.received + tl.lost - base.lost
 		return got >= generated, fmt.Sprintf("generated %d, received %d, lost %d",
 			generated, tl.received-base.received, tl.lost-base.lost)
 	})
 	// The kernel is quiet: nothing more can arrive.
-	generated = procStats(t).EventsGenerated - baseGenerated
+	generated = labtest.ReadProcStats(t).EventsGenerated - baseGenerated
 	tl = rec.tally(instance)
 	if got := tl.received - base.received + tl.lost - base.lost; got != generated {
 		t.Errorf("received %d + lost %d = %d, kernel generated %d", tl.received-base.received,

@@ -10,7 +10,6 @@ package netlink
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,32 +46,11 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	labtest.WaitFor(t, hangLimit, 10*time.Millisecond, what, cond)
 }
 
-var procKFW = filepath.Join("/proc", abi.ProcDir)
-
-func readProc(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(procKFW, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// procStats reads /proc/kfw/stats.
-func procStats(t *testing.T) abi.ModuleStats {
-	t.Helper()
-	st, err := abi.ParseProcStats(strings.NewReader(readProc(t, abi.ProcStats)), abi.ProcStats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 // procRuleStats reads /proc/kfw/rule_stats.
 func procRuleStats(t *testing.T) []abi.ProcRuleCounters {
 	t.Helper()
 	var rows []abi.ProcRuleCounters
-	err := abi.ParseProcRuleStats(strings.NewReader(readProc(t, abi.ProcRuleStats)), abi.ProcRuleStats,
+	err := abi.ParseProcRuleStats(strings.NewReader(labtest.ReadProc(t, abi.ProcRuleStats)), abi.ProcRuleStats,
 		func(c abi.ProcRuleCounters) error {
 			rows = append(rows, c)
 			return nil
@@ -87,7 +65,7 @@ func procRuleStats(t *testing.T) []abi.ProcRuleCounters {
 func writeRules(t *testing.T, lines ...string) {
 	t.Helper()
 	text := strings.Join(lines, "\n") + "\n"
-	fd, err := unix.Open(filepath.Join(procKFW, abi.ProcRules), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(labtest.ProcPath(abi.ProcRules), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,5 +91,5 @@ type tableState struct {
 
 func snapshot(t *testing.T) tableState {
 	t.Helper()
-	return tableState{rules: readProc(t, abi.ProcRules), generation: procStats(t).Generation}
+	return tableState{rules: labtest.ReadProc(t, abi.ProcRules), generation: labtest.ReadProcStats(t).Generation}
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"syscall"
@@ -24,13 +23,7 @@ import (
 // $KFW_NETLINK_HELPER set, TestMain runs that helper instead of the tests.
 const helperEnv = "KFW_NETLINK_HELPER"
 
-func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		fmt.Print(runHelper(mode))
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.RunHelperOrTests(m, helperEnv, runHelper) }
 
 // errnoName describes an outcome: "ok", or the errno's name.
 func errnoName(err error) string {
@@ -154,7 +147,7 @@ func TestPrivileges(t *testing.T) {
 	if after := snapshot(t); after != before {
 		t.Fatalf("unprivileged commands changed the table:\n%+v\n->\n%+v", before, after)
 	}
-	if st := procStats(t); st.EventsGenerated != 0 {
+	if st := labtest.ReadProcStats(t); st.EventsGenerated != 0 {
 		t.Errorf("events generated with no privileged listener: %+v", st)
 	}
 
@@ -164,7 +157,7 @@ func TestPrivileges(t *testing.T) {
 	if got := labtest.RunHelper(t, bin, helperEnv, "mutate", nil); got != "new:ok del:ok flush:ok policy:ok replace:ok" {
 		t.Errorf("root changing the table: %s", got)
 	}
-	if g := procStats(t).Generation; g != before.generation+5 {
+	if g := labtest.ReadProcStats(t).Generation; g != before.generation+5 {
 		t.Errorf("generation %d after five commands from %d", g, before.generation)
 	}
 	// The helper's policy drops input everywhere: undo it.

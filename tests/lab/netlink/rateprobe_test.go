@@ -65,13 +65,13 @@ func TestEventRateProbe(t *testing.T) {
 	}
 	conns := make([]*net.UDPConn, ncpu)
 	for i := range conns {
-		conns[i] = dialUDP(t, topo.Client.NS, netip.AddrPort{}, netip.AddrPortFrom(topo.Server.IPv4.Addr(), 9))
+		conns[i] = labtest.DialUDPFrom(t, topo.Client.NS, netip.AddrPort{}, netip.AddrPortFrom(topo.Server.IPv4.Addr(), 9))
 	}
 	// 60000 bytes and a UDP header in fragments of 552 bytes.
 	const size, fragments = 60000, 109
 	payload := make([]byte, size)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
-	instance := procStats(t).Instance
+	instance := labtest.ReadProcStats(t).Instance
 	base, baseGen := prime(t, rec, instance, func(cpu int) error {
 		return guest.OnCPU(cpu, func() error {
 			_, err := conns[cpu].Write(payload[:16])
@@ -109,7 +109,7 @@ func TestEventRateProbe(t *testing.T) {
 			t.Errorf("%d events generated for %d fragments", generated, sent)
 		}
 		received, lost := tl.received-base.received, tl.lost-base.lost
-		st := procStats(t)
+		st := labtest.ReadProcStats(t)
 		achieved := float64(sent) / elapsed.Seconds()
 		t.Logf("offered %6.0f events/s, achieved %6.0f/s: %6d events, received %6d, lost %6d (total: %d queue overflows, %d nobufs)",
 			rate, achieved, generated, received, lost, st.EventsQueueOverflows, st.EventsNobufs)

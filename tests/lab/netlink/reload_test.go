@@ -148,7 +148,7 @@ func TestReloadWhileSubscribed(t *testing.T) {
 	stdout, stderr := kfwctlEvents(t)
 	stop := pacedDrops(t, conns, 200*time.Microsecond)
 
-	first := procStats(t).Instance
+	first := labtest.ReadProcStats(t).Instance
 	rec.waitEvents(t, "events of the first instance", 50, func(ev *netlinkclient.Event) bool { return ev.Instance == first })
 	waitFor(t, "kfwctl to print events of the first instance", func() (bool, string) {
 		drops, _ := kfwctlCounts(t, stdout)
@@ -176,7 +176,7 @@ func TestReloadWhileSubscribed(t *testing.T) {
 	waitFor(t, "kfwctl to resubscribe", func() (bool, string) {
 		return strings.Contains(stderr.String(), "resubscribed to kfw events"), stderr.String()
 	})
-	second := procStats(t).Instance
+	second := labtest.ReadProcStats(t).Instance
 	if second == first {
 		t.Fatalf("instance %016x did not change across the reload", first)
 	}

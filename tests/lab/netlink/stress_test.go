@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +27,7 @@ func TestStressTwoCPUs(t *testing.T) {
 	labtest.LoadModule(t)
 	conns := loopbackDrops(t, ncpu)
 	rec := subscribe(t, netlinkclient.SubscriberConfig{})
-	instance := procStats(t).Instance
+	instance := labtest.ReadProcStats(t).Instance
 	base, baseGen := prime(t, rec, instance, func(cpu int) error { return sendDroppedOn(cpu, conns[cpu], 1, 16) })
 	cl := labtest.DialNetlink(t)
 	rule1, err := abi.ParseRule(strings.Fields("id=1 action=drop proto=udp dport=9 hooks=output"))
@@ -54,7 +53,7 @@ func TestStressTwoCPUs(t *testing.T) {
 			default:
 			}
 			for _, name := range []string{abi.ProcRules, abi.ProcRuleStats, abi.ProcStats, abi.ProcHooks} {
-				if _, err := os.ReadFile(filepath.Join(procKFW, name)); err != nil {
+				if _, err := os.ReadFile(labtest.ProcPath(name)); err != nil {
 					readMu.Lock()
 					readErr = err
 					readMu.Unlock()

@@ -23,29 +23,6 @@ func ipHeaderLen(a netip.Addr) int {
 	return guest.IPv6HeaderLen
 }
 
-func udpNetwork(a netip.Addr) string {
-	if a.Is4() {
-		return "udp4"
-	}
-	return "udp6"
-}
-
-// dialUDP opens a UDP socket in ns from laddr (zero port: any) to raddr.
-func dialUDP(t *testing.T, ns string, laddr, raddr netip.AddrPort) *net.UDPConn {
-	t.Helper()
-	var c *net.UDPConn
-	labtest.InNetNS(t, ns, func() (err error) {
-		var la *net.UDPAddr
-		if laddr.IsValid() {
-			la = net.UDPAddrFromAddrPort(laddr)
-		}
-		c, err = net.DialUDP(udpNetwork(raddr.Addr()), la, net.UDPAddrFromAddrPort(raddr))
-		return err
-	})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func localPort(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
 
 // ifindex returns the index of interface name in ns.

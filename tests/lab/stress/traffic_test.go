@@ -17,6 +17,7 @@ import (
 
 	"github.com/kfwlabs/kfw_exporter/abi"
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // The ports of the counting rules, which the churn never touches.
@@ -106,7 +107,7 @@ func newFlows(t *testing.T, ns string, ncpu int, targets []target) *flows {
 	f.conns = make([][]*net.UDPConn, ncpu)
 	for cpu := range f.conns {
 		for _, tg := range targets {
-			f.conns[cpu] = append(f.conns[cpu], dialUDP(t, ns, tg.dst))
+			f.conns[cpu] = append(f.conns[cpu], labtest.DialUDP(t, ns, tg.dst))
 		}
 	}
 	return f
@@ -159,21 +160,6 @@ func forceReadBuffer(c *net.UDPConn, n int) error {
 		return err
 	}
 	return serr
-}
-
-// dialUDP opens a UDP socket in ns connected to dst.
-func dialUDP(t *testing.T, ns string, dst netip.AddrPort) *net.UDPConn {
-	t.Helper()
-	var c *net.UDPConn
-	err := guest.InNetNS(ns, func() (err error) {
-		c, err = net.DialUDP(udpNetwork(dst.Addr()), nil, net.UDPAddrFromAddrPort(dst))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("dial %s in %s: %v", dst, ns, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // received is what the sink of dst has received so far.
