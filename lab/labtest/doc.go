@@ -1,9 +1,10 @@
 // Package labtest holds the test helpers that the in-VM lab suites under
 // tests/lab share: loading a fresh kfw module per test with a check of the
 // kernel log, network namespaces and the client/router/server topology
-// that go away with the test, polling with a hang limit, raw packets,
-// netlink clients and subscribers, and the test binary doubling as an
-// unprivileged helper process.
+// that go away with the test, polling with a hang limit, UDP sockets and
+// raw packets in a namespace, /proc/kfw reads, netlink clients and
+// subscribers, and the test binary doubling as an unprivileged helper
+// process.
 //
 // Every helper takes a testing.TB, fails the test on error (t.Fatal, or
 // t.Error in a cleanup) and undoes what it set up with t.Cleanup. The
