@@ -89,3 +89,29 @@ func TestFreePortIsFree(t *testing.T) {
 	}
 	ln.Close()
 }
+
+func TestRepeatUntilStop(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	stop := Repeat(t, time.Millisecond, func() {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+	})
+	WaitFor(t, time.Minute, time.Millisecond, "three calls", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls >= 3, strconv.Itoa(calls)
+	})
+	stop()
+	mu.Lock()
+	after := calls
+	mu.Unlock()
+	time.Sleep(10 * time.Millisecond)
+	stop() // again: no effect
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != after {
+		t.Errorf("%d calls after stop returned, want none", calls-after)
+	}
+}

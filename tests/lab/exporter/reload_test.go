@@ -28,39 +28,20 @@ type scrapeRecord struct {
 // too eager Prometheus would, and keeps every result.
 type scraper struct {
 	e       *exporter
-	quit    chan struct{}
-	done    chan struct{}
+	stop    func() // ends the scrapes and waits for the one in progress
 	mu      sync.Mutex
 	records []scrapeRecord
 }
 
 func startScraper(t *testing.T, e *exporter) *scraper {
-	s := &scraper{e: e, quit: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			m, err := e.scrapeErr()
-			s.mu.Lock()
-			s.records = append(s.records, scrapeRecord{err: err, m: m, when: time.Now()})
-			s.mu.Unlock()
-			select {
-			case <-s.quit:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	t.Cleanup(s.stop)
+	s := &scraper{e: e}
+	s.stop = labtest.Repeat(t, 50*time.Millisecond, func() {
+		m, err := e.scrapeErr()
+		s.mu.Lock()
+		s.records = append(s.records, scrapeRecord{err: err, m: m, when: time.Now()})
+		s.mu.Unlock()
+	})
 	return s
-}
-
-func (s *scraper) stop() {
-	select {
-	case <-s.quit:
-	default:
-		close(s.quit)
-	}
-	<-s.done
 }
 
 // all returns the records so far.

@@ -209,8 +209,7 @@ type scrapeRecord struct {
 // eager Prometheus would. It keeps every failure and the latest result.
 type scraper struct {
 	e        *exporter
-	quit     chan struct{}
-	done     chan struct{}
+	stop     func() // ends the scrapes and waits for the one in progress
 	mu       sync.Mutex
 	n        int
 	failures []scrapeRecord
@@ -219,38 +218,20 @@ type scraper struct {
 
 func startScraper(t *testing.T, e *exporter, every time.Duration) *scraper {
 	t.Helper()
-	s := &scraper{e: e, quit: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			m, err := e.scrape()
-			s.mu.Lock()
-			s.n++
-			r := scrapeRecord{seq: s.n, when: time.Now(), err: err, m: m}
-			if err != nil {
-				s.failures = append(s.failures, r)
-			} else {
-				s.last = r
-			}
-			s.mu.Unlock()
-			select {
-			case <-s.quit:
-				return
-			case <-time.After(every):
-			}
+	s := &scraper{e: e}
+	s.stop = labtest.Repeat(t, every, func() {
+		m, err := e.scrape()
+		s.mu.Lock()
+		s.n++
+		r := scrapeRecord{seq: s.n, when: time.Now(), err: err, m: m}
+		if err != nil {
+			s.failures = append(s.failures, r)
+		} else {
+			s.last = r
 		}
-	}()
-	t.Cleanup(s.stop)
+		s.mu.Unlock()
+	})
 	return s
-}
-
-func (s *scraper) stop() {
-	select {
-	case <-s.quit:
-	default:
-		close(s.quit)
-	}
-	<-s.done
 }
 
 // count returns the number of scrapes so far and the failed ones.
