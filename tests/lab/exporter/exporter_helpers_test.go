@@ -94,18 +94,13 @@ type exporterConfig struct {
 
 // exporter is a running kfw_exporter.
 type exporter struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	log    *labtest.LockedBuffer // stdout and stderr: its log
-	base   string                // URL up to the path, "http://127.0.0.1:PORT"
-	port   int                   // TCP port; 0 on a Unix socket
-	client *http.Client
-	user   string // basic auth of every request, if set
-	pass   string
-
-	exited  chan struct{}
-	exitErr error // valid after exited
-	stopped bool  // stop was called
+	*labtest.Process // Log: its log
+	t                *testing.T
+	base             string // URL up to the path, "http://127.0.0.1:PORT"
+	port             int    // TCP port; 0 on a Unix socket
+	client           *http.Client
+	user             string // basic auth of every request, if set
+	pass             string
 }
 
 // startExporter starts $KFW_BIN/kfw_exporter and waits until it serves
@@ -117,8 +112,8 @@ func startExporter(t *testing.T, cfg exporterConfig) *exporter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &exporter{t: t, log: &labtest.LockedBuffer{}, exited: make(chan struct{}), client: cfg.client,
-		user: cfg.user, pass: cfg.password}
+	e := &exporter{t: t, client: cfg.client, user: cfg.user, pass: cfg.password}
+	var cmd *exec.Cmd
 	args := append([]string{"--log.level=debug"}, cfg.args...)
 	scheme := "http"
 	if e.client != nil {
@@ -126,7 +121,7 @@ func startExporter(t *testing.T, cfg exporterConfig) *exporter {
 	}
 	if cfg.unixSocket {
 		var path string
-		e.cmd, path = unixSocketCommand(t, bin, args)
+		cmd, path = unixSocketCommand(t, bin, args)
 		e.base = "http://kfw_exporter"
 		e.client = &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -137,41 +132,17 @@ func startExporter(t *testing.T, cfg exporterConfig) *exporter {
 	} else {
 		e.port = labtest.FreePort(t)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
-		e.cmd = exec.Command(bin, append(args, "--web.listen-address="+addr)...)
+		cmd = exec.Command(bin, append(args, "--web.listen-address="+addr)...)
 		e.base = scheme + "://" + addr
 		if e.client == nil {
 			e.client = &http.Client{}
 		}
 	}
 	e.client.Timeout = 30 * time.Second
-	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred, AmbientCaps: cfg.caps, Pdeathsig: syscall.SIGKILL}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatalf("starting kfw_exporter: %v", err)
-	}
-	for _, f := range e.cmd.ExtraFiles {
-		f.Close() // the child has its copy
-	}
-	go func() {
-		e.exitErr = e.cmd.Wait()
-		close(e.exited)
-	}()
-	t.Cleanup(func() {
-		if !e.stopped {
-			if err := e.stop(); err != nil {
-				t.Error(err)
-			}
-		}
-		if t.Failed() {
-			t.Logf("kfw_exporter's log:\n%s", e.log.String())
-		}
-	})
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred, AmbientCaps: cfg.caps}
+	e.Process = labtest.StartProcess(t, "kfw_exporter", cmd, labtest.ProcessOptions{HangLimit: hangLimit})
 	waitFor(t, "kfw_exporter to serve /metrics", func() (bool, string) {
-		select {
-		case <-e.exited:
-			t.Fatalf("kfw_exporter exited at start: %v\n%s", e.exitErr, e.log.String())
-		default:
-		}
+		e.FatalIfExited(t, "at start")
 		status, _, err := e.get("/metrics")
 		if err != nil {
 			return false, err.Error()
@@ -258,32 +229,9 @@ func (e *exporter) scrapeErr() (metrics, error) {
 // signal sends sig to the exporter.
 func (e *exporter) signal(sig syscall.Signal) {
 	e.t.Helper()
-	if err := e.cmd.Process.Signal(sig); err != nil {
+	if err := e.Cmd.Process.Signal(sig); err != nil {
 		e.t.Fatalf("kfw_exporter: %v: %v", sig, err)
 	}
-}
-
-// stop sends SIGTERM and waits for the exit; an exit status other than 0
-// is an error. Stopping an exporter that already exited reports how it did.
-func (e *exporter) stop() error {
-	e.stopped = true
-	select {
-	case <-e.exited:
-	default:
-		_ = e.cmd.Process.Signal(syscall.SIGCONT) // in case a test left it stopped
-		_ = e.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.exited:
-		case <-time.After(hangLimit):
-			_ = e.cmd.Process.Kill()
-			<-e.exited
-			return fmt.Errorf("kfw_exporter did not exit within %v of SIGTERM", hangLimit)
-		}
-	}
-	if e.exitErr != nil {
-		return fmt.Errorf("kfw_exporter exited with %v after SIGTERM", e.exitErr)
-	}
-	return nil
 }
 
 // waitSubscribed waits until the exporter reports kfw_netlink_subscribed 1.

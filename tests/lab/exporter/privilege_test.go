@@ -33,9 +33,9 @@ func TestUnprivileged(t *testing.T) {
 
 	t.Run("without CAP_NET_ADMIN", func(t *testing.T) {
 		e := startExporter(t, exporterConfig{cred: nobody})
-		checkProcessCredentials(t, e.cmd.Process.Pid, 0)
+		checkProcessCredentials(t, e.Cmd.Process.Pid, 0)
 		waitFor(t, "the exporter to log why it is not subscribed", func() (bool, string) {
-			log := e.log.String()
+			log := e.Log.String()
 			return strings.Contains(log, "not subscribed to kfw events") && strings.Contains(log, "operation not permitted"), log
 		})
 		before := e.scrape()
@@ -63,7 +63,7 @@ func TestUnprivileged(t *testing.T) {
 
 	t.Run("with CAP_NET_ADMIN", func(t *testing.T) {
 		e := startExporter(t, exporterConfig{cred: nobody, caps: []uintptr{unix.CAP_NET_ADMIN}})
-		checkProcessCredentials(t, e.cmd.Process.Pid, 1<<unix.CAP_NET_ADMIN)
+		checkProcessCredentials(t, e.Cmd.Process.Pid, 1<<unix.CAP_NET_ADMIN)
 		e.waitSubscribed()
 		if err := sendDropped(drop, drops, 16, pause); err != nil {
 			t.Fatal(err)

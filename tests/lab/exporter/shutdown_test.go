@@ -48,11 +48,11 @@ func checkCleanShutdown(t *testing.T, e *exporter) {
 	t.Helper()
 	start := time.Now()
 	e.signal(syscall.SIGTERM)
-	if err := e.stop(); err != nil {
+	if err := e.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("kfw_exporter exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
-	log := e.log.String()
+	log := e.Log.String()
 	if !strings.Contains(log, `msg="shutting down"`) {
 		t.Errorf("the log does not say it is shutting down:\n%s", log)
 	}

@@ -10,11 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,16 +26,16 @@ import (
 
 // exporter is a running $KFW_BIN/kfw_exporter on a free loopback port.
 type exporter struct {
-	cmd     *exec.Cmd
-	log     *labtest.LockedBuffer
-	url     string
-	client  *http.Client
-	exited  chan struct{}
-	exitErr error // valid once exited is closed
+	*labtest.Process
+	url    string
+	client *http.Client
 }
 
 // startExporter starts kfw_exporter and waits until it answers. When the
-// test ends it is stopped with SIGTERM and must exit cleanly.
+// test ends it is stopped with SIGTERM and must exit cleanly. It starts
+// from a locked thread that lives as long as the exporter: the test's
+// guest.OnCPU and InNetNS goroutines end their threads, and Pdeathsig
+// would fire if one of them had started it.
 func startExporter(t *testing.T) *exporter {
 	t.Helper()
 	bin, err := guest.Bin("kfw_exporter")
@@ -46,70 +44,17 @@ func startExporter(t *testing.T) *exporter {
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(labtest.FreePort(t)))
 	e := &exporter{
-		log:    &labtest.LockedBuffer{},
 		url:    "http://" + addr + "/metrics",
 		client: &http.Client{Timeout: 30 * time.Second},
-		exited: make(chan struct{}),
 	}
-	e.cmd = exec.Command(bin, "--web.listen-address="+addr)
-	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that started the child exits,
-		// and the threads of locked goroutines (onCPU, InNetNS) do: start
-		// it from a thread that lives as long as the child.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := e.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		e.exitErr = e.cmd.Wait()
-		close(e.exited)
-	}()
-	if err := <-started; err != nil {
-		t.Fatalf("starting kfw_exporter: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := e.stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("kfw_exporter's log:\n%s", e.log.String())
-		}
-	})
+	e.Process = labtest.StartProcess(t, "kfw_exporter", exec.Command(bin, "--web.listen-address="+addr),
+		labtest.ProcessOptions{HangLimit: hangLimit, FromLockedThread: true})
 	waitFor(t, "kfw_exporter to answer", func() (bool, string) {
-		select {
-		case <-e.exited:
-			t.Fatalf("kfw_exporter exited at start: %v\n%s", e.exitErr, e.log.String())
-		default:
-		}
+		e.FatalIfExited(t, "at start")
 		_, err := e.scrape()
 		return err == nil, fmt.Sprint(err)
 	})
 	return e
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (e *exporter) stop() error {
-	select {
-	case <-e.exited:
-	default:
-		_ = e.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.exited:
-		case <-time.After(hangLimit):
-			_ = e.cmd.Process.Kill()
-			<-e.exited
-			return fmt.Errorf("kfw_exporter did not exit within %v of SIGTERM", hangLimit)
-		}
-	}
-	if e.exitErr != nil {
-		return fmt.Errorf("kfw_exporter exited with %v", e.exitErr)
-	}
-	return nil
 }
 
 // metrics is one parsed scrape: the value of every series, by name and
