@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kfwlabs/kfw_exporter/lab/guest"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // hangLimit bounds every wait of the driver; nothing is asserted about time.
@@ -109,25 +110,7 @@ func TestGuestDriver(t *testing.T) {
 // exporter. Cleanups take it down in reverse and check the kernel log.
 func (d *driver) setUp() {
 	t := d.t
-	mark, err := guest.MarkLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := guest.CheckLogSince(mark); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := guest.LoadModule(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if guest.ModuleLoaded(guest.ModuleName) {
-			if err := guest.UnloadModule(); err != nil {
-				t.Error(err)
-			}
-		}
-	})
+	labtest.LoadModule(t)
 	d.topo = guest.StandardTopology()
 	t.Cleanup(func() {
 		if err := d.topo.Destroy(); err != nil {
@@ -172,6 +155,7 @@ func (d *driver) setUp() {
 	})
 	lo := netip.MustParseAddrPort("127.0.0.1:6060")
 	d.sink(burstNS, lo)
+	var err error
 	if d.burst, err = d.dial(burstNS, lo); err != nil {
 		t.Fatal(err)
 	}
