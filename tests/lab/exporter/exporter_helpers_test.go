@@ -140,7 +140,12 @@ func startExporter(t *testing.T, cfg exporterConfig) *exporter {
 	}
 	e.client.Timeout = 30 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred, AmbientCaps: cfg.caps}
-	e.Process = labtest.StartProcess(t, "kfw_exporter", cmd, labtest.ProcessOptions{HangLimit: hangLimit})
+	// From a locked thread that lives as long as the exporter: the
+	// goroutines of guest.OnCPU (TestLossAccounting) end their threads,
+	// and if one ran on the thread that started the exporter, Pdeathsig
+	// killed it.
+	e.Process = labtest.StartProcess(t, "kfw_exporter", cmd,
+		labtest.ProcessOptions{HangLimit: hangLimit, FromLockedThread: true})
 	waitFor(t, "kfw_exporter to serve /metrics", func() (bool, string) {
 		e.FatalIfExited(t, "at start")
 		status, _, err := e.get("/metrics")
