@@ -29,9 +29,26 @@ var problemPattern = regexp.MustCompile(strings.Join([]string{
 	`\binconsistent lock state\b`,
 	`\bsleeping function called from invalid context\b`,
 	`\bKernel panic\b`,
+	`\bhard LOCKUP\b`,                         // NMI watchdog
 	`\bINFO: task .* blocked for more than\b`, // hung task detector
 	`\bunreferenced object 0x`,                // kmemleak
 }, "|"))
+
+// wedgedPattern matches the reports after which a guest makes no more
+// progress worth waiting for: a CPU stuck in the kernel, a stalled RCU
+// grace period, a task blocked for minutes, a panic.
+var wedgedPattern = regexp.MustCompile(strings.Join([]string{
+	`\bsoft lockup\b`,
+	`\bhard LOCKUP\b`,
+	`\bdetected stalls? on CPUs`,
+	`\bself-detected stall\b`,
+	`\bINFO: task .* blocked for more than\b`,
+	`\bKernel panic\b`,
+}, "|"))
+
+// Wedged reports whether a log line says the kernel is stuck (see
+// wedgedPattern): every such line is also one that Problems lists.
+func Wedged(line string) bool { return wedgedPattern.MatchString(line) }
 
 // timestamp is the "[   12.345678] " prefix of console and dmesg lines.
 var timestamp = regexp.MustCompile(`^\[\s*\d+\.\d+\]\s?`)

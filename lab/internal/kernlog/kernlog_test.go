@@ -74,3 +74,32 @@ func TestProblemsIsBounded(t *testing.T) {
 		t.Errorf("len(Problems) = %d, want %d", got, maxProblems)
 	}
 }
+
+func TestWedged(t *testing.T) {
+	wedged := []string{
+		"[   44.585537] watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [kmod.test:119]",
+		"[  100.1] watchdog: Watchdog detected hard LOCKUP on cpu 1",
+		"[   60.2] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+		"[   60.2] rcu: INFO: rcu_sched self-detected stall on CPU",
+		"[  243.0] INFO: task kworker/0:1:12 blocked for more than 120 seconds.",
+		"[    9.9] Kernel panic - not syncing: Fatal exception in interrupt",
+	}
+	for _, line := range wedged {
+		if !Wedged(line) {
+			t.Errorf("Wedged(%q) = false, want true", line)
+		}
+		if len(Problems(line)) != 1 {
+			t.Errorf("Problems does not list %q: the harness would stop a VM for a line it does not fail on", line)
+		}
+	}
+	for _, line := range []string{
+		"[    3.0] WARNING: CPU: 1 PID: 7 at kernel/foo.c:12 bar+0x1/0x2",
+		"[    3.0] BUG: KASAN: slab-use-after-free in kfw_rule_put+0x12/0x40 [kfw]",
+		"[    2.9] kfw: loading out-of-tree module taints kernel.",
+		"[    0.1] rcu: Hierarchical RCU implementation.",
+	} {
+		if Wedged(line) {
+			t.Errorf("Wedged(%q) = true: the guest goes on after it", line)
+		}
+	}
+}
