@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kfwlabs/kfw_exporter/lab/internal/kernlog"
 )
 
 // tailLineCount is how many last lines of the console and of the payload's
@@ -28,10 +30,15 @@ type consoleLog struct {
 	file *os.File
 	live io.Writer
 
-	mu      sync.Mutex
-	last    []string // the last tailLineCount complete lines
-	partial []byte   // the line being received
-	started time.Time
+	// wedged receives the first line that says the guest kernel is stuck
+	// (kernlog.Wedged), once.
+	wedged chan string
+
+	mu        sync.Mutex
+	last      []string // the last tailLineCount complete lines
+	partial   []byte   // the line being received
+	started   time.Time
+	sawWedged bool
 }
 
 func newConsoleLog(path string, live io.Writer) (*consoleLog, error) {
@@ -39,7 +46,7 @@ func newConsoleLog(path string, live io.Writer) (*consoleLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &consoleLog{file: f, live: live}, nil
+	return &consoleLog{file: f, live: live, wedged: make(chan string, 1)}, nil
 }
 
 // copyFrom records r until EOF (qemu exited). Write errors of the file or
@@ -74,6 +81,10 @@ func (c *consoleLog) record(p []byte) {
 		c.partial = c.partial[i+1:]
 		if c.started.IsZero() && strings.Contains(line, payloadStartMark) {
 			c.started = time.Now()
+		}
+		if !c.sawWedged && kernlog.Wedged(line) {
+			c.sawWedged = true
+			c.wedged <- strings.TrimSpace(line)
 		}
 		c.last = append(c.last, line)
 		if len(c.last) > tailLineCount {

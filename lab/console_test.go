@@ -115,3 +115,32 @@ func TestLastLines(t *testing.T) {
 		t.Errorf("lastLines = %q, want %q", got, want)
 	}
 }
+
+func TestConsoleLogReportsWedgedOnce(t *testing.T) {
+	c, err := newConsoleLog(filepath.Join(t.TempDir(), "console.log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.record([]byte("[   12.0] kfw: loaded\r\n[   44.5] watchdog: BUG: soft lo"))
+	select {
+	case line := <-c.wedged:
+		t.Fatalf("wedged %q before the report's line was complete", line)
+	default:
+	}
+	c.record([]byte("ckup - CPU#0 stuck for 26s! [kmod.test:119]\r\n"))
+	c.record([]byte("[   72.5] watchdog: BUG: soft lockup - CPU#0 stuck for 52s! [kmod.test:119]\n"))
+	select {
+	case line := <-c.wedged:
+		if want := "[   44.5] watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [kmod.test:119]"; line != want {
+			t.Errorf("wedged %q, want %q", line, want)
+		}
+	default:
+		t.Fatal("a soft lockup report did not mark the guest wedged")
+	}
+	select {
+	case line := <-c.wedged:
+		t.Errorf("wedged reported twice, again with %q", line)
+	default:
+	}
+}

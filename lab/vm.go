@@ -35,6 +35,10 @@ const guestPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 // ErrTimeout is returned (wrapped) by Wait when the watchdog stopped a VM.
 var ErrTimeout = errors.New("timed out")
 
+// ErrWedged is returned (wrapped) by Wait when the harness stopped a VM
+// whose kernel reported that it is stuck.
+var ErrWedged = errors.New("guest kernel wedged")
+
 // Config describes one VM run: boot a kernel, run one payload command in
 // the guest, power off.
 type Config struct {
@@ -369,16 +373,35 @@ func qemuArgs(cfg Config, k Kernel, initrd string) []string {
 // qemuEscape escapes a value for qemu's comma-separated option syntax.
 func qemuEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
-// watchdog stops qemu when the timeout passes or ctx is done.
+// wedgedGrace is how long a VM runs on after its kernel said it is stuck
+// (a soft lockup, an RCU stall, a hung task, a panic): long enough for the
+// reports that follow to reach the console, far shorter than the timeout a
+// wedged guest would otherwise wait out. Such a report fails the run anyway.
+const wedgedGrace = 30 * time.Second
+
+// watchdog stops qemu when the timeout passes, when ctx is done, or soon
+// after the guest kernel reports that it is stuck.
 func (vm *VM) watchdog(ctx context.Context) {
 	timer := time.NewTimer(vm.cfg.Timeout)
 	defer timer.Stop()
-	select {
-	case <-vm.exited:
-	case <-timer.C:
-		vm.kill(fmt.Errorf("%w after %v", ErrTimeout, vm.cfg.Timeout))
-	case <-ctx.Done():
-		vm.kill(context.Cause(ctx))
+	var grace <-chan time.Time
+	var report string
+	for {
+		select {
+		case <-vm.exited:
+			return
+		case <-timer.C:
+			vm.kill(fmt.Errorf("%w after %v", ErrTimeout, vm.cfg.Timeout))
+			return
+		case <-ctx.Done():
+			vm.kill(context.Cause(ctx))
+			return
+		case report = <-vm.console.wedged:
+			grace = time.After(wedgedGrace)
+		case <-grace:
+			vm.kill(fmt.Errorf("%w: the kernel reported %q; stopped %v later", ErrWedged, report, wedgedGrace))
+			return
+		}
 	}
 }
 

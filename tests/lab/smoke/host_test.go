@@ -76,6 +76,21 @@ func TestHarnessFailsOnTimeout(t *testing.T) {
 	t.Logf("reported as expected: %v", err)
 }
 
+// TestHarnessStopsAWedgedGuest proves that a guest whose kernel reports a
+// soft lockup is stopped soon after, not when the run's timeout passes,
+// and that the failure names the report.
+func TestHarnessStopsAWedgedGuest(t *testing.T) {
+	const lockup = "watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [kfw lab harness self-test]"
+	_, err := runHarnessVM(t, 10*time.Minute, "sh", "-c", "echo '<0>"+lockup+"' >/dev/kmsg && sleep 3600")
+	if !errors.Is(err, lab.ErrWedged) {
+		t.Fatalf("Wait() = %v, want an error wrapping lab.ErrWedged", err)
+	}
+	if !strings.Contains(err.Error(), lockup) {
+		t.Fatalf("the report does not name the soft lockup:\n%v", err)
+	}
+	t.Logf("reported as expected: %v", err)
+}
+
 // TestHarnessForwardsAPort serves one TCP connection in the guest and reads
 // it from the host through a port forward.
 func TestHarnessForwardsAPort(t *testing.T) {
