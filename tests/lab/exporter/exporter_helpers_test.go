@@ -112,6 +112,9 @@ func startExporter(t *testing.T, cfg exporterConfig) *exporter {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.cred != nil {
+		bin = reachableCopy(t, bin)
+	}
 	e := &exporter{t: t, client: cfg.client, user: cfg.user, pass: cfg.password}
 	var cmd *exec.Cmd
 	args := append([]string{"--log.level=debug"}, cfg.args...)
