@@ -83,7 +83,12 @@ func TestUnprivileged(t *testing.T) {
 // (a clone under /root).
 func reachableCopy(t *testing.T, bin string) string {
 	t.Helper()
-	dir := t.TempDir()
+	// Not t.TempDir: its parent directory is root's alone (0700).
+	dir, err := os.MkdirTemp("", "kfw-unprivileged-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
