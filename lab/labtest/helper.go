@@ -21,8 +21,18 @@ func CopyTestBinary(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return CopyForAnyUser(t, self, "helper")
+}
+
+// CopyForAnyUser copies the program at path, as name, into a new directory
+// of the guest's /tmp that every user may enter, and returns the copy's
+// path; it is removed when the test ends. Tests that run a program as
+// nobody need it: the checkout can be under a directory only root may
+// enter (a clone under /root).
+func CopyForAnyUser(t testing.TB, path, name string) string {
+	t.Helper()
 	// Not t.TempDir(): its parent is private to root.
-	dir, err := os.MkdirTemp("", "kfw-helper-")
+	dir, err := os.MkdirTemp("", "kfw-anyuser-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,13 +40,13 @@ func CopyTestBinary(t testing.TB) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "helper")
-	src, err := os.Open(self)
+	src, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o755)
+	copyPath := filepath.Join(dir, name)
+	dst, err := os.OpenFile(copyPath, os.O_CREATE|os.O_WRONLY, 0o755)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +56,7 @@ func CopyTestBinary(t testing.TB) string {
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	return copyPath
 }
 
 // RunHelper runs bin (a copy of the test binary, see CopyTestBinary) with

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,32 +74,6 @@ func TestUnprivileged(t *testing.T) {
 			t.Errorf("kfw_drop_events_total%s %v, lost %v; want %d drop events, none lost", formatLabels(pairs(kv)), got, lost, drops)
 		}
 	})
-}
-
-// reachableCopy copies the binary bin to a directory of the guest's /tmp
-// that every user can enter, for a test that runs it as nobody: the
-// checkout bin lives in can be under a directory that only root may enter
-// (a clone under /root).
-func reachableCopy(t *testing.T, bin string) string {
-	t.Helper()
-	// Not t.TempDir: its parent directory is root's alone (0700).
-	dir, err := os.MkdirTemp("", "kfw-unprivileged-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, filepath.Base(bin))
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 // checkProcessCredentials checks that process pid runs as nobody with
