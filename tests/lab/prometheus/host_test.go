@@ -170,7 +170,7 @@ func startLab(t *testing.T) *labRun {
 	if r.queries, err = queries.Load(filepath.Join(r.repo, "dashboards")); err != nil {
 		t.Fatal(err)
 	}
-	checkBinaryFresh(t, r.repo, "kfw_exporter", ".")
+	lab.CheckBinaryFresh(t, "kfw_exporter", ".")
 	k, err := lab.FindKernel(r.repo, lab.Generic)
 	if err != nil {
 		t.Fatal(err)
@@ -284,30 +284,6 @@ func statRepoDir(t *testing.T, repo, dir string) []os.FileInfo {
 		infos = append(infos, fi)
 	}
 	return infos
-}
-
-// checkBinaryFresh fails when bin/name is missing or older than a
-// non-test Go file of the repository that pkg is built from: the VM would
-// run stale code.
-func checkBinaryFresh(t *testing.T, repo, name, pkg string) {
-	t.Helper()
-	bin, err := os.Stat(filepath.Join(repo, "bin", name))
-	if err != nil {
-		t.Fatalf("bin/%s not built: run make build (%v)", name, err)
-	}
-	list := exec.Command("go", "list", "-deps", "-f", "{{.Dir}}", pkg)
-	list.Dir = repo
-	out, err := list.Output()
-	if err != nil {
-		t.Fatalf("go list -deps %s: %v", pkg, err)
-	}
-	for _, dir := range strings.Fields(string(out)) {
-		for _, fi := range statRepoDir(t, repo, dir) {
-			if strings.HasSuffix(fi.Name(), ".go") && !strings.HasSuffix(fi.Name(), "_test.go") && fi.ModTime().After(bin.ModTime()) {
-				t.Fatalf("bin/%s is older than %s: run make build", name, filepath.Join(dir, fi.Name()))
-			}
-		}
-	}
 }
 
 // waitDriver waits until the guest driver answers. qemu accepts on the
