@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kfwlabs/kfw_exporter/lab"
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 // TestMakeRun boots the lab as make run does, twice, in its own state
@@ -53,9 +54,9 @@ func TestMakeRun(t *testing.T) {
 		kernel:         lab.Generic,
 		module:         os.Getenv("KFW_RUN_MODULE"),
 		prometheus:     "prometheus",
-		exporterPort:   freePort(t),
-		agentPort:      freePort(t),
-		prometheusPort: freePort(t),
+		exporterPort:   labtest.FreePort(t),
+		agentPort:      labtest.FreePort(t),
+		prometheusPort: labtest.FreePort(t),
 		runFor:         15 * time.Second,
 		events:         "auto",
 		timeout:        10 * time.Minute,

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kfwlabs/kfw_exporter/lab/labtest"
 )
 
 func TestLockState(t *testing.T) {
@@ -62,22 +64,12 @@ func startLeftover(t *testing.T, dir string, port int) *exec.Cmd {
 	return cmd
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestStaleProcessesAreFoundAndStopped(t *testing.T) {
 	dir := t.TempDir()
 	other := t.TempDir()
-	port := freePort(t)
+	port := labtest.FreePort(t)
 	leftover := startLeftover(t, dir, port)
-	unrelated := startLeftover(t, other, freePort(t)) // another state directory's: not ours
+	unrelated := startLeftover(t, other, labtest.FreePort(t)) // another state directory's: not ours
 
 	// Wait until it listens, so that the port check below has something
 	// to find (the bound is against a hang, not a speed requirement).
