@@ -45,6 +45,7 @@ type Subscriber struct {
 	dialEvents  func() (eventConn, error)
 	dialControl func() (controlConn, error)
 	ticks       func() (<-chan time.Time, func())
+	afterTick   func() // nil, or called when a tick's resolve is done
 	retryDelay  time.Duration
 }
 
@@ -175,6 +176,9 @@ func (st *subscription) session(ctx context.Context) error {
 			return nil
 		case <-ticks:
 			st.resolve()
+			if st.s.afterTick != nil {
+				st.s.afterTick()
+			}
 		case r := <-recv:
 			if r.err != nil {
 				if ctx.Err() != nil {

@@ -18,17 +18,20 @@ import (
 // harness runs a Subscriber against a fakeKernel and lets the test follow
 // every Handler call in order.
 type harness struct {
-	t     *testing.T
-	k     *fakeKernel
-	rec   *recorder
-	ticks chan time.Time
-	conn  *fakeConn // the latest listening socket
+	t      *testing.T
+	k      *fakeKernel
+	rec    *recorder
+	ticks  chan time.Time
+	polled chan struct{} // a tick's resolve is done
+	conn   *fakeConn     // the latest listening socket
 }
 
 func startSubscriber(t *testing.T, k *fakeKernel) *harness {
 	t.Helper()
-	h := &harness{t: t, k: k, rec: &recorder{notify: make(chan string, 256)}, ticks: make(chan time.Time)}
+	h := &harness{t: t, k: k, rec: &recorder{notify: make(chan string, 256)},
+		ticks: make(chan time.Time), polled: make(chan struct{})}
 	s := k.subscriber(h.ticks)
+	s.afterTick = func() { h.polled <- struct{}{} }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, h.rec) }()
@@ -56,9 +59,11 @@ func (h *harness) expect(prefix string) string {
 // poll makes the Subscriber poll and waits until the poll is done: a tick
 // channel without buffer only takes the second tick once the Subscriber is
 // back in its loop.
+// poll makes the subscriber resolve the family and returns when it has:
+// nothing of the poll overlaps what the test does next.
 func (h *harness) poll() {
 	h.ticks <- time.Now()
-	h.ticks <- time.Now()
+	<-h.polled
 }
 
 func (h *harness) lastState() State {
