@@ -176,7 +176,7 @@ func runSuiteOn(t *testing.T, repo, bin string, s Suite, kernel string, timeout 
 	}
 	args = append(args, strings.Fields(os.Getenv("KFW_LAB_ARGS"))...)
 
-	stdout, stderr := &lineLogger{t: t}, &lineLogger{t: t, prefix: "stderr: "}
+	stdout, stderr := &LineLogger{T: t}, &LineLogger{T: t, Prefix: "stderr: "}
 	vm, err := Start(context.Background(), Config{
 		Kernel:     kernel,
 		Command:    args,
@@ -196,8 +196,8 @@ func runSuiteOn(t *testing.T, repo, bin string, s Suite, kernel string, timeout 
 		t.Fatal(err)
 	}
 	res, err := vm.Wait()
-	stdout.flush()
-	stderr.flush()
+	stdout.Flush()
+	stderr.Flush()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,17 +211,18 @@ func runSuiteOn(t *testing.T, repo, bin string, s Suite, kernel string, timeout 
 	}
 }
 
-// lineLogger passes the payload's output to t.Log line by line, so it is
-// shown with -v and on failure.
-type lineLogger struct {
-	t      *testing.T
-	prefix string
+// LineLogger passes a VM's output (Config.Stdout, Config.Stderr) to t.Log
+// line by line, each line after Prefix, so it is shown with -v and on
+// failure. Flush logs an unfinished last line.
+type LineLogger struct {
+	T      testing.TB
+	Prefix string
 
 	mu  sync.Mutex
 	buf []byte
 }
 
-func (l *lineLogger) Write(p []byte) (int, error) {
+func (l *LineLogger) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf = append(l.buf, p...)
@@ -230,17 +231,17 @@ func (l *lineLogger) Write(p []byte) (int, error) {
 		if !ok {
 			return len(p), nil
 		}
-		l.t.Log(l.prefix + line)
+		l.T.Log(l.Prefix + line)
 		l.buf = []byte(rest)
 	}
 }
 
-// flush logs an unfinished last line.
-func (l *lineLogger) flush() {
+// Flush logs an unfinished last line.
+func (l *LineLogger) Flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.buf) > 0 {
-		l.t.Log(l.prefix + string(l.buf))
+		l.T.Log(l.Prefix + string(l.buf))
 		l.buf = nil
 	}
 }

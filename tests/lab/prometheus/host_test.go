@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -187,7 +186,7 @@ func startLab(t *testing.T) *labRun {
 	if deadline, ok := t.Deadline(); ok {
 		timeout = min(timeout, time.Until(deadline)-30*time.Second)
 	}
-	stdout, stderr := &lineLogger{t: t, prefix: "guest: "}, &lineLogger{t: t, prefix: "guest stderr: "}
+	stdout, stderr := &lab.LineLogger{T: t, Prefix: "guest: "}, &lab.LineLogger{T: t, Prefix: "guest stderr: "}
 	r.vm, err = lab.Start(context.Background(), lab.Config{
 		Kernel:   lab.Generic,
 		Command:  []string{driver, "-test.run=^TestGuestDriver$", "-test.v", "-test.timeout=" + (timeout * 4 / 5).String()},
@@ -206,8 +205,8 @@ func startLab(t *testing.T) *labRun {
 	t.Cleanup(func() {
 		r.vm.Stop()
 		_, _ = r.vm.Wait() // the output's last lines are logged before the test ends
-		stdout.flush()
-		stderr.flush()
+		stdout.Flush()
+		stderr.Flush()
 		if t.Failed() {
 			t.Logf("VM logs (console, payload output, kfw_exporter.log): %s", r.vm.LogDir)
 		} else if os.Getenv("KFW_LAB_KEEP") == "" {
@@ -562,36 +561,5 @@ func (r *labRun) checkRuleHealth() {
 		if rh.Health != "ok" {
 			r.t.Errorf("rule %s: health %q: %s", rh.Name, rh.Health, rh.LastError)
 		}
-	}
-}
-
-// lineLogger passes the guest's output to t.Log line by line.
-type lineLogger struct {
-	t      *testing.T
-	prefix string
-	mu     sync.Mutex
-	buf    []byte
-}
-
-func (l *lineLogger) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	for {
-		line, rest, ok := strings.Cut(string(l.buf), "\n")
-		if !ok {
-			return len(p), nil
-		}
-		l.t.Log(l.prefix + line)
-		l.buf = []byte(rest)
-	}
-}
-
-func (l *lineLogger) flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.buf) > 0 {
-		l.t.Log(l.prefix + string(l.buf))
-		l.buf = nil
 	}
 }
